@@ -1,0 +1,205 @@
+//! Date-times as real APIs send them, normalised to UTC.
+//!
+//! JSON Schema's `date-time` means RFC 3339, but sources send many near-misses: Jira's
+//! `2024-01-15T10:23:45.123+0000` (no colon in the offset), a space instead of `T`,
+//! PostgreSQL's hour-only `+00`, no offset at all. Every form below is accepted and becomes a
+//! UTC instant; a value without an offset is taken as UTC.
+//!
+//! ```
+//! use singer_core::time::{format_datetime, parse_datetime};
+//!
+//! let t = parse_datetime("2024-01-15T12:23:45.123+0200").unwrap();
+//! assert_eq!(format_datetime(&t), "2024-01-15T10:23:45.123Z");
+//! ```
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
+
+/// Parses a date-time in any of the accepted forms into UTC.
+///
+/// Accepted: RFC 3339 (`Z` or `±hh:mm`, any fraction), offsets as `±hhmm` or `±hh`, a space
+/// or `T` between date and time, no offset (UTC), and a bare date (midnight UTC).
+pub fn parse_datetime(s: &str) -> Result<DateTime<Utc>, String> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    parse_lenient(s).ok_or_else(|| format!("'{}' is not a date-time", truncate(s)))
+}
+
+fn parse_lenient(s: &str) -> Option<DateTime<Utc>> {
+    if s.len() < 10 || !s.is_char_boundary(10) {
+        return None;
+    }
+    let date = NaiveDate::parse_from_str(&s[..10], "%Y-%m-%d").ok()?;
+    let rest = &s[10..];
+    if rest.is_empty() {
+        return Some(date.and_time(NaiveTime::MIN).and_utc());
+    }
+    let sep = rest.as_bytes()[0];
+    if !matches!(sep, b'T' | b't' | b' ') {
+        return None;
+    }
+    let rest = &rest[1..];
+    let (time_part, offset) = split_offset(rest)?;
+    let time = NaiveTime::parse_from_str(time_part, "%H:%M:%S%.f")
+        .or_else(|_| NaiveTime::parse_from_str(time_part, "%H:%M"))
+        .ok()?;
+    let naive = NaiveDateTime::new(date, time);
+    let t = match offset {
+        None => naive.and_utc(),
+        Some(offset) => naive
+            .and_local_timezone(offset)
+            .single()?
+            .with_timezone(&Utc),
+    };
+    Some(t)
+}
+
+/// Splits `10:23:45.123+0000` into the time and its offset (`None`: no offset given).
+fn split_offset(s: &str) -> Option<(&str, Option<FixedOffset>)> {
+    if let Some(t) = s.strip_suffix(['Z', 'z']) {
+        return Some((t, FixedOffset::east_opt(0)));
+    }
+    // The offset sign is the last '+' or '-' after the first ':' of the time.
+    let after_hours = s.find(':').map_or(0, |i| i + 1);
+    let Some(pos) = s[after_hours..].rfind(['+', '-']).map(|p| p + after_hours) else {
+        return Some((s.trim_end_matches(" UTC"), None));
+    };
+    let (time, off) = s.split_at(pos);
+    let sign = if off.starts_with('-') { -1 } else { 1 };
+    let digits: String = off[1..].chars().filter(|c| *c != ':').collect();
+    if !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m) = match digits.len() {
+        2 => (digits.parse::<i32>().ok()?, 0),
+        4 => (
+            digits[..2].parse::<i32>().ok()?,
+            digits[2..].parse::<i32>().ok()?,
+        ),
+        _ => return None,
+    };
+    if h > 23 || m > 59 {
+        return None;
+    }
+    Some((
+        time.trim_end(),
+        FixedOffset::east_opt(sign * (h * 3600 + m * 60)),
+    ))
+}
+
+/// Parses a `date` value. A full date-time is accepted and reduced to its UTC date.
+pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    let s = s.trim();
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d);
+    }
+    parse_datetime(s)
+        .map(|t| t.date_naive())
+        .map_err(|_| format!("'{}' is not a date", truncate(s)))
+}
+
+/// Parses a `time` value (`10:23:45`, `10:23:45.5Z`, `12:23:45+02:00`) into UTC time of day.
+pub fn parse_time(s: &str) -> Result<NaiveTime, String> {
+    let s = s.trim();
+    let bad = || format!("'{}' is not a time", truncate(s));
+    let (time, offset) = split_offset(s).ok_or_else(bad)?;
+    let t = NaiveTime::parse_from_str(time, "%H:%M:%S%.f")
+        .or_else(|_| NaiveTime::parse_from_str(time, "%H:%M"))
+        .map_err(|_| bad())?;
+    Ok(match offset {
+        Some(o) => t - chrono::Duration::seconds(i64::from(o.local_minus_utc())),
+        None => t,
+    })
+}
+
+/// Formats an instant as RFC 3339 in UTC with `Z`, with as many fraction digits as needed.
+pub fn format_datetime(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Normalises a date-time string to RFC 3339 UTC; `None` if it is not a date-time.
+pub fn normalize_datetime(s: &str) -> Option<String> {
+    parse_datetime(s).ok().map(|t| format_datetime(&t))
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_form_real_apis_send() {
+        let cases = [
+            ("2024-01-15T10:23:45Z", "2024-01-15T10:23:45Z"),
+            ("2024-01-15T10:23:45.123Z", "2024-01-15T10:23:45.123Z"),
+            ("2024-01-15T10:23:45.123456Z", "2024-01-15T10:23:45.123456Z"),
+            ("2024-01-15T10:23:45.123+0000", "2024-01-15T10:23:45.123Z"),
+            ("2024-01-15T12:23:45.123+0200", "2024-01-15T10:23:45.123Z"),
+            ("2024-01-15T05:23:45-0500", "2024-01-15T10:23:45Z"),
+            ("2024-01-15T12:23:45+02:00", "2024-01-15T10:23:45Z"),
+            ("2024-01-15T10:23:45+00", "2024-01-15T10:23:45Z"),
+            ("2024-01-15 10:23:45", "2024-01-15T10:23:45Z"),
+            ("2024-01-15 10:23:45.5+00:00", "2024-01-15T10:23:45.500Z"),
+            ("2024-01-15T10:23:45", "2024-01-15T10:23:45Z"),
+            ("2024-01-15T10:23", "2024-01-15T10:23:00Z"),
+            ("2024-01-15", "2024-01-15T00:00:00Z"),
+            ("2024-01-15t10:23:45z", "2024-01-15T10:23:45Z"),
+            ("2024-01-15 10:23:45 UTC", "2024-01-15T10:23:45Z"),
+            ("2024-01-01T01:00:00+05:30", "2023-12-31T19:30:00Z"),
+        ];
+        for (input, want) in cases {
+            let got = parse_datetime(input).map(|t| format_datetime(&t));
+            assert_eq!(got.as_deref(), Ok(want), "{input}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_refused_with_the_value() {
+        for bad in [
+            "",
+            "yesterday",
+            "2024-13-01",
+            "2024-01-15X10:00",
+            "2024-01-15T25:00:00Z",
+            "2024-01-15T10:00:00+9999",
+            "2024-01-15T10:00:00+ab",
+            "ü2024-01-15",
+        ] {
+            let e = parse_datetime(bad).expect_err(bad);
+            assert!(e.contains("is not a date-time"), "{e}");
+        }
+    }
+
+    #[test]
+    fn dates_and_times() {
+        assert_eq!(
+            parse_date("2024-02-29").map(|d| d.to_string()),
+            Ok("2024-02-29".into())
+        );
+        assert_eq!(
+            parse_date("2024-02-29T23:30:00-01:00").map(|d| d.to_string()),
+            Ok("2024-03-01".into())
+        );
+        assert!(parse_date("2023-02-29").is_err());
+        assert_eq!(
+            parse_time("10:23:45").map(|t| t.to_string()),
+            Ok("10:23:45".into())
+        );
+        assert_eq!(
+            parse_time("12:23:45.25+02:00").map(|t| t.to_string()),
+            Ok("10:23:45.250".into())
+        );
+        assert_eq!(
+            parse_time("00:30:00+01:00").map(|t| t.to_string()),
+            Ok("23:30:00".into())
+        );
+        assert!(parse_time("noon").is_err());
+    }
+}

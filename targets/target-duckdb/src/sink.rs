@@ -1,0 +1,519 @@
+//! The DuckDB sink: one transaction per commit.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use duckdb::{Connection, params};
+use serde_json::Value;
+use singer_core::Error;
+use singer_core::batch::{SDC_DELETED_AT, SDC_TABLE_VERSION};
+use singer_core::schema::widen;
+use singer_core::target::{
+    Commit, CommitMarker, LoadMethod, LoadStats, Operation, Sink, TargetStream,
+};
+
+use crate::config::Config;
+use crate::sql::{self, conform_batch, duckdb_type, normalize, qualified, quote, sanitize};
+
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+const STATE_TABLE: &str = "_sdc_state";
+const STREAMS_TABLE: &str = "_sdc_streams";
+const STAGE_SUFFIX: &str = "__sdc_overwrite";
+
+/// Loads commits into a DuckDB database file.
+pub struct DuckDbSink {
+    conn: Connection,
+    schema: String,
+    hard_delete: bool,
+    /// Known tables by name, with their columns as Arrow fields.
+    tables: HashMap<String, SchemaRef>,
+    /// Which stream owns each table name (from `_sdc_streams` and this run).
+    owners: HashMap<String, String>,
+    /// Overwrite streams loaded into staging in this run, swapped in at the end.
+    overwrite_pending: HashSet<String>,
+    /// The latest layout announced by a SCHEMA in this run, per stream.
+    announced: HashMap<String, Vec<Field>>,
+}
+
+fn db_err(e: duckdb::Error) -> Error {
+    Error::destination(e)
+}
+
+fn stream_err(stream: &str) -> impl Fn(duckdb::Error) -> Error + '_ {
+    move |e| Error::sink(stream, e)
+}
+
+impl DuckDbSink {
+    /// Opens (or creates) the database and its bookkeeping tables.
+    pub fn open(config: &Config) -> Result<Self> {
+        if let Some(dir) = config.path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let mut db_config = duckdb::Config::default()
+            .max_memory(&config.memory_limit)
+            .map_err(db_err)?;
+        if let Some(threads) = config.threads {
+            db_config = db_config.threads(i64::from(threads)).map_err(db_err)?;
+        }
+        let conn = Connection::open_with_flags(&config.path, db_config).map_err(|e| {
+            Error::destination(format!(
+                "cannot open DuckDB database {}: {e}",
+                config.path.display()
+            ))
+        })?;
+        let schema = config.default_target_schema.clone();
+        conn.execute_batch(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {s};
+             CREATE TABLE IF NOT EXISTS {state} (commit_seq BIGINT, committed_at TIMESTAMPTZ, state VARCHAR, marker VARCHAR);
+             CREATE TABLE IF NOT EXISTS {streams} (stream VARCHAR, table_name VARCHAR, key_properties VARCHAR, schema VARCHAR, rows_loaded BIGINT, last_load_at TIMESTAMPTZ);",
+            s = quote(&schema),
+            state = qualified(&schema, STATE_TABLE),
+            streams = qualified(&schema, STREAMS_TABLE),
+        ))
+        .map_err(db_err)?;
+        let mut owners = HashMap::new();
+        {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT stream, table_name FROM {}",
+                    qualified(&schema, STREAMS_TABLE)
+                ))
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(db_err)?;
+            for row in rows {
+                let (stream, table) = row.map_err(db_err)?;
+                owners.insert(table, stream);
+            }
+        }
+        Ok(DuckDbSink {
+            conn,
+            schema,
+            hard_delete: config.target.hard_delete,
+            tables: HashMap::new(),
+            owners,
+            overwrite_pending: HashSet::new(),
+            announced: HashMap::new(),
+        })
+    }
+
+    fn table_name(&self, stream: &str) -> Result<String> {
+        let table = sanitize(stream);
+        if table == STATE_TABLE || table == STREAMS_TABLE || table.ends_with(STAGE_SUFFIX) {
+            return Err(Error::sink(
+                stream,
+                format!("stream name becomes the reserved table name '{table}'"),
+            ));
+        }
+        match self.owners.get(&table) {
+            Some(owner) if owner != stream => Err(Error::sink(
+                stream,
+                format!("streams '{owner}' and '{stream}' both become table '{table}'"),
+            )),
+            _ => Ok(table),
+        }
+    }
+
+    /// The columns of a table, or `None` if it does not exist.
+    fn table_columns(&mut self, table: &str) -> Result<Option<SchemaRef>> {
+        if let Some(s) = self.tables.get(table) {
+            return Ok(Some(s.clone()));
+        }
+        let exists: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                params![self.schema, table],
+                |r| r.get(0),
+            )
+            .map_err(db_err)?;
+        if exists == 0 {
+            return Ok(None);
+        }
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT * FROM {} LIMIT 0",
+                qualified(&self.schema, table)
+            ))
+            .map_err(db_err)?;
+        let arrow = stmt.query_arrow([]).map_err(db_err)?;
+        let schema = arrow.get_schema();
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), normalize(f.data_type()), true))
+            .collect();
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        self.tables.insert(table.to_string(), schema.clone());
+        Ok(Some(schema))
+    }
+
+    /// Creates the table, or adds and widens columns so it can hold the stream's batches.
+    fn ensure_table(&mut self, stream: &TargetStream, table: &str) -> Result<SchemaRef> {
+        let name = stream.name();
+        let wanted = sql::table_fields(&stream.arrow_schema).map_err(|e| Error::sink(name, e))?;
+        let target = qualified(&self.schema, table);
+        let Some(existing) = self.table_columns(table)? else {
+            let columns = wanted
+                .iter()
+                .map(|f| {
+                    Ok(format!(
+                        "{} {}",
+                        quote(f.name()),
+                        duckdb_type(f.data_type())?
+                    ))
+                })
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(|e| Error::sink(name, e))?;
+            let columns = if columns.is_empty() {
+                vec!["\"_sdc_empty\" BOOLEAN".to_string()]
+            } else {
+                columns
+            };
+            self.conn
+                .execute_batch(&format!("CREATE TABLE {target} ({})", columns.join(", ")))
+                .map_err(stream_err(name))?;
+            self.tables.remove(table);
+            return self
+                .table_columns(table)?
+                .ok_or_else(|| Error::sink(name, "table vanished after CREATE"));
+        };
+        let mut changed = false;
+        for field in &wanted {
+            match existing.field_with_name(field.name()) {
+                Err(_) => {
+                    let ty = duckdb_type(field.data_type()).map_err(|e| Error::sink(name, e))?;
+                    self.conn
+                        .execute_batch(&format!(
+                            "ALTER TABLE {target} ADD COLUMN {} {ty}",
+                            quote(field.name())
+                        ))
+                        .map_err(stream_err(name))?;
+                    changed = true;
+                }
+                Ok(current) if current.data_type() != field.data_type() => {
+                    let widened = widen(current.data_type(), field.data_type()).ok_or_else(|| {
+                        Error::sink(
+                            name,
+                            format!(
+                                "column '{}' of table '{table}' is {} and cannot hold the new schema's {}",
+                                field.name(),
+                                current.data_type(),
+                                field.data_type()
+                            ),
+                        )
+                    })?;
+                    if &widened != current.data_type() {
+                        let ty = duckdb_type(&widened).map_err(|e| Error::sink(name, e))?;
+                        tracing::info!(stream = name, column = field.name(), from = %current.data_type(), to = %ty, "widening column");
+                        self.conn
+                            .execute_batch(&format!(
+                                "ALTER TABLE {target} ALTER COLUMN {} TYPE {ty}",
+                                quote(field.name())
+                            ))
+                            .map_err(stream_err(name))?;
+                        changed = true;
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+        if changed {
+            self.tables.remove(table);
+        }
+        self.table_columns(table)?
+            .ok_or_else(|| Error::sink(name, "table vanished after ALTER"))
+    }
+
+    fn append(&self, table: &str, batch: RecordBatch) -> duckdb::Result<()> {
+        let mut appender = self.conn.appender_to_db(table, &self.schema)?;
+        appender.append_record_batch(batch)?;
+        appender.flush()
+    }
+
+    fn load_rows(
+        &mut self,
+        stream: &TargetStream,
+        table: &str,
+        batch: &RecordBatch,
+        stats: &mut LoadStats,
+    ) -> Result<()> {
+        let name = stream.name();
+        let layout = self
+            .table_columns(table)?
+            .ok_or_else(|| Error::sink(name, "table missing"))?;
+        let rows = conform_batch(batch, &layout).map_err(|e| Error::sink(name, e))?;
+        let n = rows.num_rows() as u64;
+        stats.batches += 1;
+        match stream.load_method {
+            LoadMethod::AppendOnly | LoadMethod::Overwrite => {
+                self.append(table, rows).map_err(stream_err(name))?;
+                stats.inserted += n;
+            }
+            LoadMethod::Upsert => {
+                let stage = format!("_sdc_stage_{table}");
+                let stage_q = qualified(&self.schema, &stage);
+                let target = qualified(&self.schema, table);
+                self.conn
+                    .execute_batch(&format!(
+                        "CREATE OR REPLACE TABLE {stage_q} AS SELECT * FROM {target} LIMIT 0"
+                    ))
+                    .map_err(stream_err(name))?;
+                self.append(&stage, rows).map_err(stream_err(name))?;
+                let keys: Vec<String> = stream
+                    .key_properties()
+                    .iter()
+                    .map(|k| quote(&sanitize(k)))
+                    .collect();
+                let on = keys
+                    .iter()
+                    .map(|k| format!("{target}.{k} = {stage_q}.{k}"))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                let replaced = self
+                    .conn
+                    .execute(
+                        &format!("DELETE FROM {target} USING {stage_q} WHERE {on}"),
+                        [],
+                    )
+                    .map_err(stream_err(name))? as u64;
+                let written = self
+                    .conn
+                    .execute(
+                        &format!(
+                            "INSERT INTO {target} SELECT * EXCLUDE (__sdc_rn) FROM (SELECT *, row_number() OVER (PARTITION BY {} ORDER BY rowid DESC) AS __sdc_rn FROM {stage_q}) WHERE __sdc_rn = 1",
+                            keys.join(", ")
+                        ),
+                        [],
+                    )
+                    .map_err(stream_err(name))? as u64;
+                self.conn
+                    .execute_batch(&format!("DROP TABLE {stage_q}"))
+                    .map_err(stream_err(name))?;
+                stats.updated += replaced.min(written);
+                stats.inserted += written.saturating_sub(replaced);
+            }
+        }
+        Ok(())
+    }
+
+    fn activate_version(
+        &mut self,
+        stream: &TargetStream,
+        table: &str,
+        version: i64,
+        stats: &mut LoadStats,
+    ) -> Result<()> {
+        let name = stream.name();
+        let layout = self
+            .table_columns(table)?
+            .ok_or_else(|| Error::sink(name, "table missing"))?;
+        if layout.field_with_name(SDC_TABLE_VERSION).is_err() {
+            tracing::warn!(
+                stream = name,
+                "ACTIVATE_VERSION needs the _sdc_table_version column (add_record_metadata); ignored"
+            );
+            return Ok(());
+        }
+        let target = qualified(&self.schema, table);
+        let older = format!(
+            "({v} IS NULL OR {v} < {version})",
+            v = quote(SDC_TABLE_VERSION)
+        );
+        let sql = if self.hard_delete || layout.field_with_name(SDC_DELETED_AT).is_err() {
+            format!("DELETE FROM {target} WHERE {older}")
+        } else {
+            format!(
+                "UPDATE {target} SET {d} = now() WHERE {older} AND {d} IS NULL",
+                d = quote(SDC_DELETED_AT)
+            )
+        };
+        stats.deleted += self.conn.execute(&sql, []).map_err(stream_err(name))? as u64;
+        Ok(())
+    }
+
+    fn record_stream(&self, stream: &TargetStream, table: &str, loaded: u64) -> Result<()> {
+        let streams = qualified(&self.schema, STREAMS_TABLE);
+        let keys = serde_json::to_string(stream.key_properties()).unwrap_or_default();
+        let schema = stream.schema.json_schema().to_string();
+        let updated = self
+            .conn
+            .execute(
+                &format!("UPDATE {streams} SET table_name = ?, key_properties = ?, schema = ?, rows_loaded = rows_loaded + ?, last_load_at = now() WHERE stream = ?"),
+                params![table, keys, schema, loaded as i64, stream.name()],
+            )
+            .map_err(db_err)?;
+        if updated == 0 {
+            self.conn
+                .execute(
+                    &format!("INSERT INTO {streams} VALUES (?, ?, ?, ?, ?, now())"),
+                    params![stream.name(), table, keys, schema, loaded as i64],
+                )
+                .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, commit: &Commit) -> Result<Vec<(String, LoadStats)>> {
+        let mut all_stats = Vec::new();
+        for changes in &commit.streams {
+            let mut stream = changes.stream.clone();
+            let name = stream.name().to_string();
+            let final_table = self.table_name(&name)?;
+            self.owners.insert(final_table.clone(), name.clone());
+            let overwrite = stream.load_method == LoadMethod::Overwrite;
+            let table = if overwrite {
+                format!("{final_table}{STAGE_SUFFIX}")
+            } else {
+                final_table.clone()
+            };
+            if overwrite && changes.first_in_run && !commit.resumed_run {
+                self.conn
+                    .execute_batch(&format!(
+                        "DROP TABLE IF EXISTS {}",
+                        qualified(&self.schema, &table)
+                    ))
+                    .map_err(stream_err(&name))?;
+                self.tables.remove(&table);
+            }
+            if overwrite {
+                self.overwrite_pending.insert(name.clone());
+            }
+            self.ensure_table(&stream, &table)?;
+            let mut stats = LoadStats::default();
+            for op in &changes.operations {
+                match op {
+                    Operation::Schema(s) => {
+                        stream = s.clone();
+                        self.ensure_table(&stream, &table)?;
+                    }
+                    Operation::Rows(batch) => self.load_rows(&stream, &table, batch, &mut stats)?,
+                    Operation::ActivateVersion(v) => {
+                        self.activate_version(&stream, &table, *v, &mut stats)?
+                    }
+                }
+            }
+            self.record_stream(&stream, &final_table, stats.inserted + stats.updated)?;
+            all_stats.push((name, stats));
+        }
+        if commit.end_of_input {
+            for name in std::mem::take(&mut self.overwrite_pending) {
+                let table = sanitize(&name);
+                let stage = format!("{table}{STAGE_SUFFIX}");
+                self.conn
+                    .execute_batch(&format!(
+                        "DROP TABLE IF EXISTS {t}; ALTER TABLE {s} RENAME TO {tn};",
+                        t = qualified(&self.schema, &table),
+                        s = qualified(&self.schema, &stage),
+                        tn = quote(&table),
+                    ))
+                    .map_err(stream_err(&name))?;
+                self.tables.remove(&table);
+                self.tables.remove(&stage);
+            }
+        }
+        let marker = serde_json::to_string(&commit.marker).unwrap_or_default();
+        let state = commit.marker.state.as_ref().map(Value::to_string);
+        let state_table = qualified(&self.schema, STATE_TABLE);
+        self.conn
+            .execute(
+                &format!("INSERT INTO {state_table} SELECT coalesce(max(commit_seq), 0) + 1, now(), ?, ? FROM {state_table}"),
+                params![state, marker],
+            )
+            .map_err(db_err)?;
+        self.conn
+            .execute_batch(&format!(
+                "DELETE FROM {state_table} WHERE commit_seq <= (SELECT max(commit_seq) - 100 FROM {state_table})"
+            ))
+            .map_err(db_err)?;
+        Ok(all_stats)
+    }
+}
+
+impl Sink for DuckDbSink {
+    fn last_commit(&mut self) -> Result<Option<CommitMarker>> {
+        let marker: Option<String> = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT marker FROM {} ORDER BY commit_seq DESC LIMIT 1",
+                    qualified(&self.schema, STATE_TABLE)
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .or_else(|e| match e {
+                duckdb::Error::QueryReturnedNoRows => Ok(None),
+                other => Err(other),
+            })
+            .map_err(db_err)?;
+        Ok(marker.and_then(|m| serde_json::from_str(&m).ok()))
+    }
+
+    fn check_schema(&mut self, stream: &TargetStream) -> Result<()> {
+        let name = stream.name();
+        let table = self.table_name(name)?;
+        let wanted = sql::table_fields(&stream.arrow_schema).map_err(|e| Error::sink(name, e))?;
+        for f in &wanted {
+            duckdb_type(f.data_type()).map_err(|e| Error::sink(name, e))?;
+        }
+        let table = if stream.load_method == LoadMethod::Overwrite {
+            format!("{table}{STAGE_SUFFIX}")
+        } else {
+            table
+        };
+        let mut earlier: Vec<Field> = self
+            .table_columns(&table)?
+            .map(|s| s.fields().iter().map(|f| f.as_ref().clone()).collect())
+            .unwrap_or_default();
+        earlier.extend(self.announced.get(name).cloned().unwrap_or_default());
+        for f in &wanted {
+            for current in earlier.iter().filter(|c| c.name() == f.name()) {
+                if widen(current.data_type(), f.data_type()).is_none() {
+                    return Err(Error::sink(
+                        name,
+                        format!(
+                            "incompatible schema change: column '{}' is {} and cannot hold the new schema's {}",
+                            f.name(),
+                            current.data_type(),
+                            f.data_type()
+                        ),
+                    ));
+                }
+            }
+        }
+        self.announced.insert(name.to_string(), wanted);
+        Ok(())
+    }
+
+    fn commit(&mut self, commit: Commit) -> Result<Vec<(String, LoadStats)>> {
+        self.conn
+            .execute_batch("BEGIN TRANSACTION")
+            .map_err(db_err)?;
+        match self.apply(&commit) {
+            Ok(stats) => {
+                self.conn.execute_batch("COMMIT").map_err(db_err)?;
+                Ok(stats)
+            }
+            Err(e) => {
+                if let Err(rollback) = self.conn.execute_batch("ROLLBACK") {
+                    tracing::error!("rollback failed: {rollback}");
+                }
+                // Cached layouts may describe rolled-back DDL.
+                self.tables.clear();
+                Err(e)
+            }
+        }
+    }
+
+    fn close(&mut self) -> Result<()> {
+        self.conn.execute_batch("CHECKPOINT").map_err(db_err)
+    }
+}
