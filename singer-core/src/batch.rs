@@ -124,10 +124,7 @@ impl RecordDecoder {
             .iter()
             .filter(|c| !(with_metadata && METADATA_COLUMNS.contains(&c.name.as_str())))
             .collect();
-        let mut fields: Vec<Field> = data
-            .iter()
-            .map(|c| Field::new(&c.name, c.kind.data_type(), true))
-            .collect();
+        let mut fields: Vec<Field> = data.iter().map(|c| crate::schema::field_of(c)).collect();
         let meta = with_metadata.then(|| {
             fields.extend(metadata_fields());
             MetaBuilders {
@@ -725,10 +722,12 @@ mod tests {
     }
 
     #[test]
-    fn empty_struct_schema_and_no_columns() {
-        let mut d = decoder(json!({"type": "object"}), false);
-        push(&mut d, json!({"x": 1})).expect("push");
-        let b = d.finish(Utc::now()).expect("finish").expect("rows");
-        assert_eq!((b.num_rows(), b.num_columns()), (1, 0));
+    fn json_columns_are_marked() {
+        let d = decoder(
+            json!({"properties": {"a": {}, "b": {"type": "string"}}}),
+            false,
+        );
+        assert!(crate::schema::is_json_field(d.schema().field(0)));
+        assert!(!crate::schema::is_json_field(d.schema().field(1)));
     }
 }

@@ -120,15 +120,35 @@ impl Kind {
     }
 }
 
-/// Arrow fields for columns (all nullable).
-pub fn fields_of(columns: &[Column]) -> Fields {
-    columns
-        .iter()
-        .map(|c| Field::new(&c.name, c.kind.data_type(), true))
-        .collect()
+/// Field metadata key marking a `Utf8` column that holds JSON text (so a destination can
+/// give it a JSON type).
+pub const JSON_METADATA_KEY: &str = "singer.json";
+
+/// The Arrow field of a column (always nullable); JSON columns carry
+/// [`JSON_METADATA_KEY`].
+pub fn field_of(column: &Column) -> Field {
+    let field = Field::new(&column.name, column.kind.data_type(), true);
+    match column.kind {
+        Kind::Json => field.with_metadata(std::collections::HashMap::from([(
+            JSON_METADATA_KEY.to_string(),
+            "true".to_string(),
+        )])),
+        _ => field,
+    }
 }
 
-/// The columns of a stream's root schema. A root that declares no properties has none.
+/// Whether a field holds JSON text.
+pub fn is_json_field(field: &Field) -> bool {
+    field.metadata().contains_key(JSON_METADATA_KEY)
+}
+
+/// Arrow fields for columns (all nullable).
+pub fn fields_of(columns: &[Column]) -> Fields {
+    columns.iter().map(field_of).collect()
+}
+
+/// The columns of a stream's root schema, which must declare its properties (as the SDK
+/// requires: a table needs columns).
 pub fn columns_of(schema: &Value) -> Result<Vec<Column>, String> {
     if !schema.is_object() && !schema.is_boolean() {
         return Err("the schema must be a JSON object".into());
@@ -136,7 +156,7 @@ pub fn columns_of(schema: &Value) -> Result<Vec<Column>, String> {
     let resolver = Resolver { root: schema };
     match resolver.kind(schema, 0)? {
         Kind::Object(cols) => Ok(cols),
-        Kind::Json => Ok(Vec::new()),
+        Kind::Json => Err("the schema declares no properties".into()),
         other => Err(format!(
             "the root schema must describe an object, not {}",
             kind_name(&other)
@@ -497,26 +517,116 @@ pub struct RecordConformer {
     root: ConformNode,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum ConformNode {
     Keep,
     DateTime,
-    Object(std::collections::HashMap<String, ConformNode>),
+    /// Declared properties; `open` objects keep undeclared ones too.
+    Object {
+        props: std::collections::HashMap<String, ConformNode>,
+        open: bool,
+    },
     Array(Box<ConformNode>),
 }
 
 impl ConformNode {
-    fn from_kind(kind: &Kind) -> Self {
-        match kind {
-            Kind::DateTime => ConformNode::DateTime,
-            Kind::Object(cols) => ConformNode::Object(
-                cols.iter()
-                    .map(|c| (c.name.clone(), ConformNode::from_kind(&c.kind)))
+    fn from_schema(schema: &Value, root: &Value, depth: usize) -> Self {
+        let Some(obj) = schema.as_object() else {
+            return ConformNode::Keep;
+        };
+        if depth > MAX_DEPTH {
+            return ConformNode::Keep;
+        }
+        if let Some(target) = obj
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix('#'))
+            .and_then(|p| root.pointer(p))
+        {
+            return Self::from_schema(target, root, depth + 1);
+        }
+        let mut variants: Vec<ConformNode> = ["anyOf", "oneOf", "allOf"]
+            .iter()
+            .filter_map(|k| obj.get(*k).and_then(Value::as_array))
+            .flatten()
+            .filter(|v| !is_null_only(v))
+            .map(|v| Self::from_schema(v, root, depth + 1))
+            .collect();
+        let types: Vec<&str> = match obj.get("type") {
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(ts)) => ts
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|t| *t != "null")
+                .collect(),
+            _ => vec![],
+        };
+        let own = if types == ["string"]
+            && obj.get("format").and_then(Value::as_str) == Some("date-time")
+        {
+            Some(ConformNode::DateTime)
+        } else if types.contains(&"object") || (types.is_empty() && obj.contains_key("properties"))
+        {
+            obj.get("properties").and_then(Value::as_object).map(|props| ConformNode::Object {
+                props: props
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Self::from_schema(v, root, depth + 1)))
                     .collect(),
-            ),
-            Kind::Array(item) => match ConformNode::from_kind(item) {
-                ConformNode::Keep => ConformNode::Keep,
-                inner => ConformNode::Array(Box::new(inner)),
+                open: obj.contains_key("patternProperties")
+                    || matches!(obj.get("additionalProperties"), Some(v) if v != &Value::Bool(false)),
+            })
+        } else if types.contains(&"array") || (types.is_empty() && obj.contains_key("items")) {
+            match obj.get("items") {
+                Some(items @ Value::Object(_)) => match Self::from_schema(items, root, depth + 1) {
+                    ConformNode::Keep => None,
+                    inner => Some(ConformNode::Array(Box::new(inner))),
+                },
+                _ => None,
+            }
+        } else {
+            None
+        };
+        match own {
+            Some(own) => variants.push(own),
+            None if !types.is_empty() => variants.push(ConformNode::Keep),
+            None => {}
+        }
+        variants
+            .into_iter()
+            .reduce(Self::combine)
+            .unwrap_or(ConformNode::Keep)
+    }
+
+    /// A node for values that may be of either shape: normalise only what both agree on.
+    fn combine(a: Self, b: Self) -> Self {
+        match (a, b) {
+            (x, y) if x == y => x,
+            (
+                ConformNode::Object {
+                    props: mut p1,
+                    open: o1,
+                },
+                ConformNode::Object {
+                    props: p2,
+                    open: o2,
+                },
+            ) => {
+                for (k, v) in p2 {
+                    let merged = match p1.remove(&k) {
+                        Some(existing) => Self::combine(existing, v),
+                        None => v,
+                    };
+                    p1.insert(k, merged);
+                }
+                ConformNode::Object {
+                    props: p1,
+                    open: o1 || o2,
+                }
+            }
+            // An object or array variant next to a scalar one: keep objects' extra keys.
+            (o @ ConformNode::Object { .. }, _) | (_, o @ ConformNode::Object { .. }) => match o {
+                ConformNode::Object { props, .. } => ConformNode::Object { props, open: true },
+                other => other,
             },
             _ => ConformNode::Keep,
         }
@@ -529,7 +639,9 @@ impl ConformNode {
                     *s = normal;
                 }
             }
-            (ConformNode::Object(props), Value::Object(map)) => Self::apply_object(props, map),
+            (ConformNode::Object { props, open }, Value::Object(map)) => {
+                Self::apply_object(props, *open, map)
+            }
             (ConformNode::Array(item), Value::Array(items)) => {
                 for v in items {
                     item.apply(v);
@@ -541,9 +653,12 @@ impl ConformNode {
 
     fn apply_object(
         props: &std::collections::HashMap<String, ConformNode>,
+        open: bool,
         map: &mut Map<String, Value>,
     ) {
-        map.retain(|k, _| props.contains_key(k));
+        if !open {
+            map.retain(|k, _| props.contains_key(k));
+        }
         for (k, v) in map.iter_mut() {
             if let Some(node) = props.get(k) {
                 node.apply(v);
@@ -555,19 +670,18 @@ impl ConformNode {
 impl RecordConformer {
     /// A conformer for records of `schema` (already pruned to the selected properties).
     pub fn new(schema: &Value) -> Result<Self, String> {
-        let columns = columns_of(schema)?;
-        let root = if columns.is_empty() && schema.get("properties").is_none() {
-            ConformNode::Keep
-        } else {
-            ConformNode::from_kind(&Kind::Object(columns))
-        };
-        Ok(RecordConformer { root })
+        if !schema.is_object() {
+            return Err("the schema must be a JSON object".into());
+        }
+        Ok(RecordConformer {
+            root: ConformNode::from_schema(schema, schema, 0),
+        })
     }
 
     /// Conforms one record in place.
     pub fn conform(&self, record: &mut Record) {
-        if let ConformNode::Object(props) = &self.root {
-            ConformNode::apply_object(props, record);
+        if let ConformNode::Object { props, open } = &self.root {
+            ConformNode::apply_object(props, *open, record);
         }
     }
 }
@@ -940,7 +1054,11 @@ mod tests {
     fn bad_roots() {
         assert!(columns_of(&json!({"type": "integer"})).is_err());
         assert!(columns_of(&json!([1])).is_err());
-        assert_eq!(columns_of(&json!({"type": "object"})), Ok(vec![]));
+        assert!(
+            columns_of(&json!({"type": "object"}))
+                .expect_err("no properties")
+                .contains("no properties")
+        );
         assert!(
             columns_of(&json!({"type": "object", "properties": {"a": {"type": "wat"}}})).is_err()
         );
@@ -1052,10 +1170,14 @@ mod tests {
             "t": {"type": ["null", "string"], "format": "date-time"},
             "o": {"type": "object", "properties": {"u": {"type": "string", "format": "date-time"}}},
             "open": {"type": "object"},
+            "half": {"type": ["null", "object"], "additionalProperties": true, "properties": {"d": {"type": "string", "format": "date-time"}}},
+            "either": {"anyOf": [{"type": "null"}, {"type": "string", "format": "date-time"}]},
             "l": {"type": "array", "items": {"type": "object", "properties": {"w": {"type": "string", "format": "date-time"}}}}}});
         let c = RecordConformer::new(&schema).expect("conformer");
         let mut rec = json!({"t": "2024-01-15T10:23:45.123+0000", "extra": 1,
             "o": {"u": "2024-01-15T12:00:00+02:00", "x": 2}, "open": {"any": {"thing": 1}},
+            "half": {"d": "2024-01-15T10:00:00.000+0100", "customfield_1": {"x": 1}},
+            "either": "2024-01-15T10:00:00-0100",
             "l": [{"w": "2024-01-15 10:00:00", "z": 3}], "bad": null})
         .as_object()
         .cloned()
@@ -1065,6 +1187,8 @@ mod tests {
             Value::Object(rec),
             json!({"t": "2024-01-15T10:23:45.123Z",
             "o": {"u": "2024-01-15T10:00:00Z"}, "open": {"any": {"thing": 1}},
+            "half": {"d": "2024-01-15T09:00:00Z", "customfield_1": {"x": 1}},
+            "either": "2024-01-15T11:00:00Z",
             "l": [{"w": "2024-01-15T10:00:00Z"}]})
         );
     }

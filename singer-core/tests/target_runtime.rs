@@ -421,3 +421,74 @@ fn a_failed_commit_acknowledges_nothing() {
     );
     assert_eq!(sink.0.lock().expect("lock").rows["s"].len(), 5);
 }
+
+/// Where an orchestrator resumes: after the line of the last state the target emitted.
+fn resume_point(lines: &[String], emitted: &[String]) -> usize {
+    let Some(last) = emitted.last() else { return 1 };
+    let want: Value = serde_json::from_str(last).expect("json");
+    lines
+        .iter()
+        .rposition(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .and_then(|v| v.get("value").cloned())
+                == Some(want.clone())
+        })
+        .map_or(1, |p| p + 1)
+}
+
+fn replay_from(lines: &[String], at: usize) -> Vec<String> {
+    let mut replay = vec![lines[0].clone()];
+    replay.extend_from_slice(&lines[at..]);
+    replay
+}
+
+#[test]
+fn a_tap_that_dies_mid_segment_is_resumed_exactly_once() {
+    let lines = stream(60, 7);
+    for cut in [2, 3, 9, 10, 11, 25, 40, 57, 66] {
+        let sink = MemorySink::default();
+        let out = run_ok(&sink, &settings(10), &lines[..cut]);
+        let at = resume_point(&lines, &out);
+        run_ok(&sink, &settings(10), &replay_from(&lines, at));
+        assert_eq!(
+            sink.0.lock().expect("lock").rows["s"],
+            (1..=60).collect::<Vec<_>>(),
+            "cut at line {cut}"
+        );
+    }
+}
+
+/// Without a STATE for longer than the byte budget, commits go past the last STATE (memory
+/// wins): nothing is lost, and append-only rows of a segment longer than the budget may
+/// repeat after a crash, as documented.
+#[test]
+fn commits_forced_by_the_byte_budget_lose_nothing() {
+    let lines = stream(300, 120);
+    for die_after in 0..4 {
+        let s = TargetSettings {
+            batch_size_bytes: 4096,
+            ..settings(1_000_000)
+        };
+        let sink = MemorySink::default();
+        let emitted = Arc::new(Mutex::new(Vec::new()));
+        let dying = DyingStdout {
+            lines: emitted.clone(),
+            ok_lines: die_after,
+        };
+        let _ = run(sink.clone(), &s, input(&lines), dying);
+        let at = resume_point(&lines, &emitted.lock().expect("lock"));
+        run_ok(&sink, &s, &replay_from(&lines, at));
+        let db = sink.0.lock().expect("lock");
+        assert!(
+            db.commits.iter().any(|m| m.tail.is_some()),
+            "some commits were forced past a state"
+        );
+        let distinct: std::collections::BTreeSet<i64> = db.rows["s"].iter().copied().collect();
+        assert_eq!(
+            distinct,
+            (1..=300).collect(),
+            "died after {die_after} states: nothing lost"
+        );
+    }
+}

@@ -15,7 +15,9 @@ use singer_core::target::{
 };
 
 use crate::config::Config;
-use crate::sql::{self, conform_batch, duckdb_type, normalize, qualified, quote, sanitize};
+use crate::sql::{
+    self, conform_batch, duckdb_column_type, duckdb_type, normalize, qualified, quote, sanitize,
+};
 
 type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -189,7 +191,7 @@ impl DuckDbSink {
         for field in &wanted {
             match existing.field_with_name(field.name()) {
                 Err(_) => {
-                    let ty = duckdb_type(field.data_type()).map_err(|e| Error::sink(name, e))?;
+                    let ty = duckdb_column_type(field).map_err(|e| Error::sink(name, e))?;
                     self.conn
                         .execute_batch(&format!(
                             "ALTER TABLE {target} ADD COLUMN {} {ty}",
@@ -462,7 +464,7 @@ impl Sink for DuckDbSink {
         let table = self.table_name(name)?;
         let wanted = sql::table_fields(&stream.arrow_schema).map_err(|e| Error::sink(name, e))?;
         for f in &wanted {
-            duckdb_type(f.data_type()).map_err(|e| Error::sink(name, e))?;
+            duckdb_column_type(f).map_err(|e| Error::sink(name, e))?;
         }
         let table = if stream.load_method == LoadMethod::Overwrite {
             format!("{table}{STAGE_SUFFIX}")

@@ -36,6 +36,14 @@ pub fn qualified(schema: &str, table: &str) -> String {
     format!("{}.{}", quote(schema), quote(table))
 }
 
+/// The DuckDB column type of an Arrow field: JSON text columns become `JSON`.
+pub fn duckdb_column_type(field: &Field) -> Result<String, String> {
+    if field.data_type() == &DataType::Utf8 && singer_core::schema::is_json_field(field) {
+        return Ok("JSON".into());
+    }
+    duckdb_type(field.data_type())
+}
+
 /// The DuckDB column type of an Arrow type.
 pub fn duckdb_type(dt: &DataType) -> Result<String, String> {
     Ok(match dt {
@@ -84,7 +92,7 @@ fn sanitize_fields(fields: &Fields, parent: &str) -> Result<Vec<Field>, String> 
                 ));
             }
             let dt = sanitize_type(f.data_type(), &format!("{parent}{}.", f.name()))?;
-            Ok(Field::new(name, dt, true))
+            Ok(Field::new(name, dt, true).with_metadata(f.metadata().clone()))
         })
         .collect()
 }

@@ -1,0 +1,540 @@
+//! target-duckdb end to end: the binary on fixture streams, checked with queries.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use duckdb::Connection;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_target-duckdb");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
+}
+
+struct Run {
+    dir: tempfile::TempDir,
+    output: Output,
+}
+
+impl Run {
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("out.duckdb")
+    }
+    fn conn(&self) -> Connection {
+        Connection::open(self.db()).expect("open db")
+    }
+    fn states(&self) -> Vec<Value> {
+        String::from_utf8_lossy(&self.output.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("stdout holds only JSON states"))
+            .collect()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    fn query<T: duckdb::types::FromSql>(&self, sql: &str) -> T {
+        self.conn()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+    fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let mut rows = stmt.query([]).expect("query");
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().expect("row") {
+            let n = row.as_ref().column_count();
+            out.push(
+                (0..n)
+                    .map(|i| match row.get_ref(i).expect("value").to_owned() {
+                        duckdb::types::Value::Null => "NULL".to_string(),
+                        duckdb::types::Value::Text(s) => s,
+                        other => format!("{other:?}"),
+                    })
+                    .collect(),
+            );
+        }
+        out
+    }
+}
+
+fn load_into(dir: tempfile::TempDir, input: &Path, extra: Value) -> Run {
+    let mut config = json!({"path": dir.path().join("out.duckdb")});
+    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    let config_path = dir.path().join("config.json");
+    std::fs::write(&config_path, config.to_string()).expect("config");
+    let output = Command::new(BIN)
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--input")
+        .arg(input)
+        .output()
+        .expect("run target-duckdb");
+    Run { dir, output }
+}
+
+fn load(name: &str, extra: Value) -> Run {
+    load_into(tempfile::tempdir().expect("tmp"), &fixture(name), extra)
+}
+
+fn assert_ok(run: &Run) {
+    assert!(
+        run.output.status.success(),
+        "exit {:?}\n{}",
+        run.output.status,
+        run.stderr()
+    );
+}
+
+#[test]
+fn upsert_keeps_the_last_record_per_key() {
+    let run = load("duplicates_with_keys.singer", json!({}));
+    assert_ok(&run);
+    assert_eq!(
+        run.rows("SELECT id, status, CAST(updated_at AS VARCHAR) FROM orders ORDER BY id"),
+        [
+            ["1", "shipped", "2024-01-03 10:00:00+00"],
+            ["2", "cancelled", "2024-01-03 11:00:00+00"],
+            ["3", "new", "2024-01-02 10:00:00+00"]
+        ]
+    );
+    let states = run.states();
+    assert_eq!(
+        states.last(),
+        Some(&json!({"bookmarks": {"orders": {"replication_key_value": "2024-01-03T11:00:00Z"}}}))
+    );
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("inserted=3") && stderr.contains("updated=3"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn append_only_keeps_every_record() {
+    let run = load(
+        "duplicates_with_keys.singer",
+        json!({"load_method": "append-only"}),
+    );
+    assert_ok(&run);
+    assert_eq!(run.query::<i64>("SELECT count(*) FROM orders"), 6);
+    assert_eq!(
+        run.query::<i64>("SELECT count(DISTINCT _sdc_sequence) FROM orders"),
+        6
+    );
+}
+
+#[test]
+fn overwrite_replaces_the_table_at_the_end() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let first = load_into(
+        dir,
+        &fixture("duplicates_with_keys.singer"),
+        json!({"load_method": "overwrite"}),
+    );
+    assert_ok(&first);
+    assert_eq!(first.query::<i64>("SELECT count(*) FROM orders"), 6);
+    let dir = first.dir;
+    let second = load_into(
+        dir,
+        &fixture("duplicates_with_keys.singer"),
+        json!({"load_method": "overwrite"}),
+    );
+    assert_ok(&second);
+    assert_eq!(
+        second.query::<i64>("SELECT count(*) FROM orders"),
+        6,
+        "replaced, not appended"
+    );
+    assert_eq!(
+        second.query::<i64>(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '%overwrite%'"
+        ),
+        0,
+        "no staging table left"
+    );
+}
+
+#[test]
+fn activate_version_deletes_or_marks_older_versions() {
+    let soft = load("activate_version.singer", json!({}));
+    assert_ok(&soft);
+    assert_eq!(
+        soft.rows("SELECT id, name, _sdc_deleted_at IS NOT NULL FROM products ORDER BY id"),
+        [
+            ["1", "one v2", "false"],
+            ["2", "two v2", "false"],
+            ["3", "three", "true"],
+            ["4", "four", "true"],
+            ["5", "five", "false"]
+        ]
+    );
+    let hard = load("activate_version.singer", json!({"hard_delete": true}));
+    assert_ok(&hard);
+    assert_eq!(
+        hard.rows("SELECT id FROM products ORDER BY id"),
+        [["1"], ["2"], ["5"]]
+    );
+}
+
+#[test]
+fn schema_changes_add_columns_and_widen_types() {
+    let run = load("schema_change_mid_stream.singer", json!({}));
+    assert_ok(&run);
+    assert_eq!(
+        run.rows("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'events' AND column_name IN ('value', 'note', 'tags') ORDER BY column_name"),
+        [["note", "VARCHAR"], ["tags", "VARCHAR[]"], ["value", "VARCHAR"]]
+    );
+    assert_eq!(
+        run.rows("SELECT id, value, coalesce(note, '-') FROM events ORDER BY id"),
+        [
+            ["1", "5", "-"],
+            ["2", "7", "-"],
+            ["3", "2.5", "now a float"],
+            ["4", "text", "now text"]
+        ]
+    );
+}
+
+#[test]
+fn nested_objects_become_structs_lists_and_json() {
+    let run = load("nested_and_arrays.singer", json!({}));
+    assert_ok(&run);
+    assert_eq!(
+        run.rows("SELECT fields.status.name, fields.status.category.key, fields.labels[2], len(fields.components), fields.components[2].name, CAST(fields.created AS VARCHAR) FROM issues WHERE id = '10001'"),
+        [["To Do", "new", "p1", "2", "web", "2024-01-15 10:23:45.123+00"]]
+    );
+    assert_eq!(
+        run.query::<String>("SELECT payload->>'$.free.form[0]' FROM issues WHERE id = '10001'"),
+        "1"
+    );
+    assert_eq!(
+        run.query::<String>("SELECT typeof(payload) FROM issues LIMIT 1"),
+        "JSON"
+    );
+    assert_eq!(
+        run.query::<i64>("SELECT len(matrix[1]) FROM issues WHERE id = '10001'"),
+        2
+    );
+    assert_eq!(
+        run.query::<bool>("SELECT fields IS NULL FROM issues WHERE id = '10003'"),
+        true
+    );
+}
+
+#[test]
+fn flattening_turns_nested_objects_into_columns() {
+    let run = load(
+        "nested_and_arrays.singer",
+        json!({"flattening_enabled": true, "flattening_max_depth": 2}),
+    );
+    assert_ok(&run);
+    assert_eq!(
+        run.rows("SELECT fields__summary, fields__status__name FROM issues WHERE id = '10001'"),
+        [["Login fails", "To Do"]]
+    );
+}
+
+#[test]
+fn odd_names_are_sanitised_and_quoted() {
+    let run = load("odd_names_and_unicode.singer", json!({}));
+    assert_ok(&run);
+    assert_eq!(
+        run.rows("SELECT display_name, e_mail, bio FROM public_users ORDER BY id"),
+        [
+            [
+                "Zoë \"Z\" O'Brien",
+                "zoe@example.com",
+                "line one\nline two\ttabbed \\ backslash"
+            ],
+            ["Ἀθηνᾶ", "NULL", "quote \" and apostrophe '"]
+        ]
+    );
+    assert_eq!(
+        run.query::<String>("SELECT \"select\" FROM schema_table"),
+        "reserved words"
+    );
+    let hostile = load("bad/sql_injection_names.singer", json!({}));
+    assert_ok(&hostile);
+    assert_eq!(
+        hostile.query::<i64>("SELECT count(*) FROM x___drop_table_users____"),
+        1
+    );
+}
+
+#[test]
+fn default_target_schema_and_bookkeeping_tables() {
+    let run = load(
+        "interleaved_streams.singer",
+        json!({"default_target_schema": "raw-jira"}),
+    );
+    assert_ok(&run);
+    assert_eq!(
+        run.rows("SELECT stream, rows_loaded, key_properties FROM \"raw-jira\"._sdc_streams ORDER BY stream"),
+        [["memberships", "30", "[\"user_id\",\"team_id\"]"], ["teams", "10", "[\"id\"]"], ["users", "30", "[\"id\"]"]]
+    );
+    let last_state: String =
+        run.query("SELECT state FROM \"raw-jira\"._sdc_state ORDER BY commit_seq DESC LIMIT 1");
+    assert_eq!(
+        serde_json::from_str::<Value>(&last_state).ok(),
+        run.states().last().cloned()
+    );
+}
+
+#[test]
+fn metadata_columns_are_filled() {
+    let run = load("record_metadata.singer", json!({}));
+    assert_ok(&run);
+    assert_eq!(
+        run.rows("SELECT id, CAST(_sdc_extracted_at AS VARCHAR), _sdc_received_at IS NOT NULL, _sdc_batched_at IS NOT NULL, CAST(_sdc_deleted_at AS VARCHAR) FROM metered ORDER BY id"),
+        [
+            ["1", "2024-01-15 10:23:45.123456+00", "true", "true", "NULL"],
+            ["2", "2024-01-15 10:23:46+00", "true", "true", "2024-01-16 00:00:00+00"]
+        ]
+    );
+    let plain = load(
+        "record_metadata.singer",
+        json!({"add_record_metadata": false}),
+    );
+    assert_ok(&plain);
+    assert_eq!(
+        plain.query::<i64>(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'metered'"
+        ),
+        2
+    );
+}
+
+#[test]
+fn many_states_and_unknown_types() {
+    let run = load("many_states.singer", json!({"batch_size_rows": 100}));
+    assert_ok(&run);
+    assert_eq!(run.query::<i64>("SELECT count(*) FROM log_lines"), 500);
+    let states = run.states();
+    assert!(states.len() >= 5, "{}", states.len());
+    assert_eq!(
+        states.last(),
+        Some(&json!({"bookmarks": {"log_lines": {"replication_key_value": 500}}}))
+    );
+    let run = load("unknown_message_types.singer", json!({}));
+    assert_ok(&run);
+    assert_eq!(run.query::<i64>("SELECT count(*) FROM things"), 2);
+    assert!(run.stderr().contains("unknown type"), "{}", run.stderr());
+}
+
+/// Each bad input: the exit status, the error text, and what stays committed.
+#[test]
+fn bad_input_fails_clearly_and_keeps_acknowledged_data() {
+    let cases: &[(&str, &[&str], Option<i64>)] = &[
+        (
+            "bad/malformed_json.singer",
+            &["line 5", "invalid JSON"],
+            Some(1),
+        ),
+        (
+            "bad/truncated_line.singer",
+            &["line 4", "invalid JSON"],
+            Some(1),
+        ),
+        ("bad/invalid_utf8.singer", &["line 4"], Some(1)),
+        (
+            "bad/record_before_schema.singer",
+            &["line 1", "before its SCHEMA"],
+            None,
+        ),
+        (
+            "bad/schema_violation.singer",
+            &["stream 's'", "line 4", "field 'n'"],
+            Some(1),
+        ),
+        (
+            "bad/missing_key_property.singer",
+            &["stream 's'", "line 4", "key property 'id'"],
+            Some(1),
+        ),
+        (
+            "bad/key_not_in_schema.singer",
+            &["key property 'uuid'"],
+            None,
+        ),
+        (
+            "bad/missing_type.singer",
+            &["line 2", "missing `type`"],
+            None,
+        ),
+        (
+            "bad/missing_stream.singer",
+            &["line 2", "missing `stream`"],
+            None,
+        ),
+        (
+            "bad/wrong_field_types.singer",
+            &["line 2", "`record` must be an object"],
+            None,
+        ),
+        (
+            "bad/state_not_object.singer",
+            &["line 3", "`value` must be an object"],
+            None,
+        ),
+        ("bad/empty_line.singer", &["line 4", "empty line"], Some(1)),
+        (
+            "bad/schema_without_properties.singer",
+            &["stream 's'", "no properties"],
+            None,
+        ),
+        (
+            "bad/duplicate_columns_after_sanitising.singer",
+            &["'Name' and 'name' both become column 'name'"],
+            None,
+        ),
+        (
+            "bad/duplicate_tables_after_sanitising.singer",
+            &["'a-b' and 'a.b' both become table 'a_b'"],
+            None,
+        ),
+        (
+            "bad/incompatible_schema_change.singer",
+            &["stream 's'", "line 4", "incompatible schema change", "'o'"],
+            Some(1),
+        ),
+    ];
+    for (name, needles, committed) in cases {
+        let run = load(name, json!({}));
+        assert!(!run.output.status.success(), "{name} must fail");
+        let stderr = run.stderr();
+        for n in *needles {
+            assert!(stderr.contains(n), "{name}: '{n}' not in\n{stderr}");
+        }
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        match committed {
+            Some(rows) => {
+                assert_eq!(run.query::<i64>("SELECT count(*) FROM s"), *rows, "{name}");
+                assert_eq!(
+                    run.states(),
+                    [json!({"n": 1})],
+                    "{name}: the covering state is acknowledged, nothing after"
+                );
+            }
+            None => assert!(run.states().is_empty(), "{name}: nothing acknowledged"),
+        }
+    }
+}
+
+#[test]
+fn secrets_and_about() {
+    let out = Command::new(BIN)
+        .args(["--about", "--format", "json"])
+        .output()
+        .expect("about");
+    assert!(out.status.success());
+    let about: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(about["name"], "target-duckdb");
+    for setting in [
+        "path",
+        "batch_size_rows",
+        "batch_size_bytes",
+        "batch_wait_limit_seconds",
+        "load_method",
+        "hard_delete",
+        "add_record_metadata",
+        "validate_records",
+        "flattening_enabled",
+        "flattening_max_depth",
+        "default_target_schema",
+        "state_file",
+    ] {
+        assert!(
+            about["settings"]["properties"].get(setting).is_some(),
+            "{setting}"
+        );
+    }
+    let md = Command::new(BIN)
+        .args(["--about", "--format", "markdown"])
+        .output()
+        .expect("about md");
+    assert!(String::from_utf8_lossy(&md.stdout).starts_with("# `target-duckdb`"));
+}
+
+#[test]
+fn invalid_config_lists_every_problem() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("c.json");
+    std::fs::write(
+        &config,
+        r#"{"batch_size_rows": "many", "load_method": "sideways"}"#,
+    )
+    .expect("write");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\"path\" is a required property"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("config['batch_size_rows']") && stderr.contains("config['load_method']"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn state_file_is_written_atomically_and_stdin_works() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let state_file = dir.path().join("state.json");
+    let config = dir.path().join("c.json");
+    std::fs::write(
+        &config,
+        json!({"path": dir.path().join("db.duckdb"), "state_file": state_file}).to_string(),
+    )
+    .expect("write");
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let input = std::fs::read(fixture("duplicates_with_keys.singer")).expect("fixture");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&input)
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last_line = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .map(str::to_string)
+        .expect("a state");
+    assert_eq!(
+        std::fs::read_to_string(&state_file)
+            .expect("state file")
+            .trim(),
+        last_line
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}

@@ -1,0 +1,367 @@
+//! target-parquet end to end: the binary on fixture streams, read back with DuckDB and the
+//! parquet crate.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use duckdb::Connection;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_target-parquet");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
+}
+
+struct Run {
+    dir: tempfile::TempDir,
+    output: Output,
+}
+
+impl Run {
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+    fn files(&self, stream_dir: &str) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut stack = vec![self.out().join(stream_dir)];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    found.push(e.path());
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+    fn scan(&self, stream_dir: &str) -> String {
+        format!(
+            "read_parquet('{}/{stream_dir}/**/*.parquet', hive_partitioning = true, union_by_name = true)",
+            self.out().display()
+        )
+    }
+    fn query<T: duckdb::types::FromSql>(&self, sql: &str) -> T {
+        let conn = Connection::open_in_memory().expect("duckdb");
+        conn.query_row(sql, [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+    fn states(&self) -> Vec<Value> {
+        String::from_utf8_lossy(&self.output.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("only states on stdout"))
+            .collect()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+}
+
+fn load_into(dir: tempfile::TempDir, input: &Path, extra: Value) -> Run {
+    let mut config = json!({"destination_path": dir.path().join("out")});
+    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    let config_path = dir.path().join("config.json");
+    std::fs::write(&config_path, config.to_string()).expect("config");
+    let output = Command::new(BIN)
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--input")
+        .arg(input)
+        .output()
+        .expect("run target-parquet");
+    Run { dir, output }
+}
+
+fn load(name: &str, extra: Value) -> Run {
+    load_into(tempfile::tempdir().expect("tmp"), &fixture(name), extra)
+}
+
+fn assert_ok(run: &Run) {
+    assert!(
+        run.output.status.success(),
+        "exit {:?}\n{}",
+        run.output.status,
+        run.stderr()
+    );
+}
+
+#[test]
+fn rows_types_and_utc_timestamps_read_back() {
+    let run = load("nested_and_arrays.singer", json!({}));
+    assert_ok(&run);
+    let scan = run.scan("issues");
+    assert_eq!(run.query::<i64>(&format!("SELECT count(*) FROM {scan}")), 3);
+    assert_eq!(
+        run.query::<String>(&format!(
+            "SELECT fields.status.category.key FROM {scan} WHERE id = '10001'"
+        )),
+        "new"
+    );
+    assert_eq!(
+        run.query::<String>(&format!(
+            "SELECT typeof(fields.created) FROM {scan} LIMIT 1"
+        )),
+        "TIMESTAMP WITH TIME ZONE"
+    );
+    assert_eq!(
+        run.query::<String>(&format!(
+            "SELECT CAST(fields.created AS VARCHAR) FROM {scan} WHERE id = '10001'"
+        )),
+        "2024-01-15 10:23:45.123+00"
+    );
+    assert_eq!(
+        run.query::<i64>(&format!(
+            "SELECT len(fields.components) FROM {scan} WHERE id = '10001'"
+        )),
+        2
+    );
+    // The parquet crate sees a UTC-adjusted microsecond timestamp.
+    let file = run
+        .files("issues")
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .expect("a file");
+    let reader =
+        SerializedFileReader::new(std::fs::File::open(&file).expect("open")).expect("parquet");
+    let schema = format!("{:?}", reader.metadata().file_metadata().schema_descr());
+    assert!(schema.contains("is_adjusted_to_u_t_c: true"), "{schema}");
+    assert_eq!(reader.metadata().file_metadata().num_rows(), 3);
+    assert_eq!(
+        run.states().last(),
+        Some(
+            &json!({"bookmarks": {"issues": {"replication_key_value": "2024-01-15T10:23:45.123Z"}}})
+        )
+    );
+}
+
+#[test]
+fn compression_and_rolling_files() {
+    let run = load(
+        "many_states.singer",
+        json!({"compression": "snappy", "max_rows_per_file": 120, "batch_size_rows": 1000}),
+    );
+    assert_ok(&run);
+    let files: Vec<_> = run
+        .files("log_lines")
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert_eq!(
+        files.len(),
+        5,
+        "500 rows in files of at most 120: {files:?}"
+    );
+    let reader =
+        SerializedFileReader::new(std::fs::File::open(&files[0]).expect("open")).expect("parquet");
+    assert_eq!(
+        format!(
+            "{:?}",
+            reader.metadata().row_group(0).column(0).compression()
+        ),
+        "SNAPPY"
+    );
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| {
+            f.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "names sort by write order");
+    assert_eq!(
+        run.query::<i64>(&format!(
+            "SELECT count(DISTINCT seq) FROM {}",
+            run.scan("log_lines")
+        )),
+        500
+    );
+    let zstd = load("many_states.singer", json!({}));
+    let file = zstd.files("log_lines").into_iter().next().expect("file");
+    let reader =
+        SerializedFileReader::new(std::fs::File::open(&file).expect("open")).expect("parquet");
+    assert!(
+        format!(
+            "{:?}",
+            reader.metadata().row_group(0).column(0).compression()
+        )
+        .starts_with("ZSTD")
+    );
+}
+
+#[test]
+fn hive_partitions_by_column_and_by_day() {
+    let run = load(
+        "duplicates_with_keys.singer",
+        json!({"partition_by": "status"}),
+    );
+    assert_ok(&run);
+    let dirs: Vec<String> = std::fs::read_dir(run.out().join("orders"))
+        .expect("dataset")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(dirs.contains(&"status=shipped".to_string()), "{dirs:?}");
+    assert_eq!(
+        run.query::<i64>(&format!(
+            "SELECT count(*) FROM {} WHERE status = 'new'",
+            run.scan("orders")
+        )),
+        3
+    );
+    let by_day = load(
+        "duplicates_with_keys.singer",
+        json!({"partition_by": "day(updated_at)"}),
+    );
+    assert_ok(&by_day);
+    assert!(
+        by_day
+            .out()
+            .join("orders/updated_at_day=2024-01-03")
+            .is_dir()
+    );
+    assert_eq!(
+        by_day.query::<i64>(&format!(
+            "SELECT count(*) FROM {} WHERE updated_at_day = '2024-01-02'",
+            by_day.scan("orders")
+        )),
+        2
+    );
+}
+
+#[test]
+fn a_schema_change_starts_a_new_file_and_reads_as_one_table() {
+    let run = load("schema_change_mid_stream.singer", json!({}));
+    assert_ok(&run);
+    let files: Vec<_> = run
+        .files("events")
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert_eq!(
+        run.query::<String>(&format!(
+            "SELECT string_agg(CAST(value AS VARCHAR), ',' ORDER BY id) FROM {}",
+            run.scan("events")
+        )),
+        "5,7,2.5,text"
+    );
+}
+
+#[test]
+fn activate_version_removes_older_files_after_the_new_version() {
+    let run = load("activate_version.singer", json!({}));
+    assert_ok(&run);
+    assert_eq!(
+        run.query::<String>(&format!(
+            "SELECT string_agg(CAST(id AS VARCHAR), ',' ORDER BY id) FROM {}",
+            run.scan("products")
+        )),
+        "1,2,5"
+    );
+    assert!(
+        run.files("products")
+            .iter()
+            .all(|f| !f.to_string_lossy().contains("-v1.parquet"))
+    );
+}
+
+#[test]
+fn hostile_names_stay_inside_the_destination() {
+    let run = load("bad/path_traversal_names.singer", json!({}));
+    assert_ok(&run);
+    let top: Vec<String> = std::fs::read_dir(run.out())
+        .expect("out")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    let mut top = top;
+    top.sort();
+    assert_eq!(top, ["_..", "_.._.._escape", "_etc_passwd"]);
+    assert!(!run.dir.path().join("escape").exists());
+}
+
+#[test]
+fn bad_input_keeps_acknowledged_files_only() {
+    let run = load("bad/schema_violation.singer", json!({}));
+    assert!(!run.output.status.success());
+    assert!(run.stderr().contains("line 4"), "{}", run.stderr());
+    assert_eq!(run.states(), [json!({"n": 1})]);
+    assert_eq!(
+        run.query::<i64>(&format!("SELECT count(*) FROM {}", run.scan("s"))),
+        1
+    );
+    assert!(
+        run.files("s")
+            .iter()
+            .all(|f| !f.to_string_lossy().ends_with(".tmp"))
+    );
+}
+
+#[test]
+fn a_replay_of_the_last_commit_after_a_lost_echo_loads_nothing_twice() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let first = load_into(
+        dir,
+        &fixture("many_states.singer"),
+        json!({"batch_size_rows": 100}),
+    );
+    assert_ok(&first);
+    let states = first.states();
+    assert!(states.len() >= 3);
+    // The orchestrator lost the last echo: it resumes from the state before it.
+    let resume_from = &states[states.len() - 2];
+    let lines: Vec<String> = std::fs::read_to_string(fixture("many_states.singer"))
+        .expect("fixture")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let at = lines
+        .iter()
+        .position(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .and_then(|v| v.get("value").cloned())
+                .as_ref()
+                == Some(resume_from)
+        })
+        .expect("state line");
+    let replay = first.dir.path().join("replay.singer");
+    std::fs::write(
+        &replay,
+        format!("{}\n{}\n", lines[0], lines[at + 1..].join("\n")),
+    )
+    .expect("write");
+    let second = load_into(first.dir, &replay, json!({"batch_size_rows": 100}));
+    assert_ok(&second);
+    assert_eq!(
+        second.query::<i64>(&format!(
+            "SELECT count(*) FROM {}",
+            second.scan("log_lines")
+        )),
+        500
+    );
+    assert_eq!(
+        second.query::<i64>(&format!(
+            "SELECT count(DISTINCT seq) FROM {}",
+            second.scan("log_lines")
+        )),
+        500
+    );
+    assert_eq!(
+        second.states().last(),
+        states.last(),
+        "the committed state is echoed again"
+    );
+}
