@@ -30,7 +30,7 @@ echo "== run 1: full sync  (tap-jira | target-duckdb)"
 echo "rows per table:"
 query "SELECT stream, rows_loaded FROM _sdc_streams ORDER BY stream"
 echo "issues per project and status:"
-query "SELECT fields.project.key AS project, fields.status.name AS status, count(*) AS issues
+query "SELECT fields->>'\$.project.key' AS project, fields->>'\$.status.name' AS status, count(*) AS issues
        FROM issues GROUP BY ALL ORDER BY project, status"
 echo "bookmark after run 1: $(cat "$DEMO/state.json")"
 
@@ -43,7 +43,7 @@ echo "== run 2: incremental, from the saved state"
 "$BIN/tap-jira" --config "$DEMO/tap-jira.json" --state "$DEMO/state.json" 2>"$DEMO/tap-2.log" \
   | "$BIN/target-duckdb" --config "$DEMO/target-duckdb.json" 2>"$DEMO/target-2.log" >"$DEMO/states-2.jsonl"
 echo "issue records read by run 2: $(grep -o 'stream=issues records=[0-9]*' "$DEMO/tap-2.log" | head -1 | cut -d= -f3)"
-query "SELECT key, fields.status.name AS status, updated FROM issues ORDER BY updated DESC, key LIMIT 5"
+query "SELECT key, fields->>'\$.status.name' AS status, updated FROM issues ORDER BY updated DESC, key LIMIT 5"
 query "SELECT count(*) AS issues, count(DISTINCT id) AS distinct_ids FROM issues"
 echo "bookmark after run 2: $(cat "$DEMO/state.json")"
 echo

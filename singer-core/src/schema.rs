@@ -60,6 +60,22 @@ pub const UTC: &str = "+00:00";
 /// How deep `$ref`s and nesting are followed before a schema is stored as JSON text.
 const MAX_DEPTH: usize = 64;
 
+/// The most columns (nested fields included) a stream may have: past this, a schema is
+/// refused rather than handed to a destination that would choke on it.
+pub const MAX_COLUMNS: usize = 10_000;
+
+fn count_columns(columns: &[Column]) -> usize {
+    columns
+        .iter()
+        .map(|c| {
+            1 + match &c.kind {
+                Kind::Object(inner) => count_columns(inner),
+                _ => 0,
+            }
+        })
+        .sum()
+}
+
 /// The logical type of a column.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
@@ -742,6 +758,12 @@ impl StreamSchema {
             None => schema.clone(),
         };
         let columns = columns_of(&effective).map_err(invalid)?;
+        let count = count_columns(&columns);
+        if count > MAX_COLUMNS {
+            return Err(invalid(format!(
+                "the schema has {count} columns (nested fields included); at most {MAX_COLUMNS} are supported"
+            )));
+        }
         for key in &key_properties {
             if !columns.iter().any(|c| &c.name == key) {
                 return Err(invalid(format!(

@@ -27,3 +27,8 @@ mod sql;
 
 pub use config::{Config, about};
 pub use sink::DuckDbSink;
+
+/// The table a stream is loaded into (sanitised, lower case).
+pub fn table_name(stream: &str) -> String {
+    sql::sanitize(stream)
+}

@@ -30,3 +30,8 @@ mod sink;
 
 pub use config::{Compression, Config, about};
 pub use sink::ParquetSink;
+
+/// The directory (under `destination_path`) of a stream's dataset.
+pub fn dataset_dir_name(stream: &str) -> String {
+    layout::dir_name(stream)
+}

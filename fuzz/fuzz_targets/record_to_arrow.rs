@@ -1,0 +1,23 @@
+//! A schema and records from the input, decoded into an Arrow batch without panics.
+//! Input: `{"schema": {...}, "records": [{...}, ...]}`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use singer_core::batch::{RecordDecoder, RowMeta};
+use singer_core::schema::{SchemaOptions, StreamSchema};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(input) = serde_json::from_slice::<serde_json::Value>(data) else { return };
+    let Some(schema) = input.get("schema") else { return };
+    let options = SchemaOptions { flatten_max_depth: None, validate_records: true };
+    let Ok(stream) = StreamSchema::with_options("fuzz", schema, vec![], &options) else { return };
+    let mut decoder = RecordDecoder::new(&stream, true);
+    for (i, record) in input.get("records").and_then(|r| r.as_array()).into_iter().flatten().enumerate() {
+        if let Some(map) = record.as_object()
+            && let Ok(prepared) = stream.prepare(map.clone(), i as u64)
+        {
+            let _ = decoder.push(&prepared, &RowMeta::default(), i as u64);
+        }
+    }
+    let _ = decoder.finish(chrono::Utc::now());
+});

@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""`make bench`: speed and memory of the targets against their baselines, in one run.
+
+For each size (BENCH_RECORDS, default "100000 1000000"), on the same generated file of
+Jira-like ~1 KB records, this measures wall time, records/s and peak RSS of:
+
+  * `cat` of the file (the I/O floor) and a bare serde_json parse of every line;
+  * our target-duckdb (append-only, and upsert on a file where 20% of records repeat a key);
+  * our target-parquet;
+  * DuckDB itself: CREATE TABLE AS read_ndjson, and COPY read_ndjson TO parquet (the same
+    bundled DuckDB our target uses, through duckdb-query);
+  * the Python target-duckdb from PyPI, with duckdb pinned to 1.1.3 (2.x makes it drop the
+    first row of every batch), and the Meltano SDK's target-parquet (100k only: it is slow),
+    installed into virtualenvs under ~/.cache/singer-rs.
+
+It prints a Markdown table of ratios against those baselines and writes it to
+bench/results.md. `--smoke` runs a tiny size without the Python peers (CI keeps it working).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_DIR = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/singer-rs/target"))
+BIN = Path(os.environ.get("BIN", TARGET_DIR / "release"))
+CACHE = Path.home() / ".cache/singer-rs"
+PY_TARGET_DUCKDB = CACHE / "bench-venv-target-duckdb"
+PY_TARGET_PARQUET = CACHE / "bench-venv-target-parquet"
+
+
+def measure(cmd, stdin_path=None, env=None, cwd=None):
+    """Runs a command; returns (seconds, peak RSS in MB, stdout, stderr)."""
+    stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+    out = tempfile.TemporaryFile()
+    err = tempfile.TemporaryFile()
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=stdin, stdout=out, stderr=err, env=env, cwd=cwd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.monotonic() - start
+    if stdin_path:
+        stdin.close()
+    out.seek(0)
+    err.seek(0)
+    stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} exited {code}:\n{stderr[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024.0, stdout, stderr
+
+
+def venv(path, packages):
+    python = path / "bin" / "python"
+    marker = path / ".installed"
+    want = " ".join(packages)
+    if not (marker.exists() and marker.read_text() == want):
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(path)], check=True)
+        subprocess.run([str(path / "bin" / "pip"), "install", "--quiet", *packages], check=True)
+        marker.write_text(want)
+    return path / "bin"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--smoke", action="store_true", help="tiny size, no Python peers")
+    parser.add_argument("--no-python", action="store_true", help="skip the Python peers")
+    args = parser.parse_args()
+    sizes = [2000] if args.smoke else [int(s) for s in os.environ.get("BENCH_RECORDS", "100000 1000000").split()]
+    python_peers = not (args.smoke or args.no_python)
+
+    py_duckdb = py_parquet = None
+    if python_peers:
+        try:
+            py_duckdb = venv(PY_TARGET_DUCKDB, ["target-duckdb==0.8.0", "duckdb==1.1.3"]) / "target-duckdb"
+        except subprocess.CalledProcessError as e:
+            print(f"skipping the Python target-duckdb: {e}", file=sys.stderr)
+        try:
+            py_parquet = venv(PY_TARGET_PARQUET, ["target-parquet==1.1.2"]) / "target-parquet"
+        except subprocess.CalledProcessError as e:
+            print(f"skipping the SDK target-parquet: {e}", file=sys.stderr)
+
+    report = [
+        f"# Benchmarks ({datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores)",
+        "",
+        "Same generated Jira-like file per size; wall time, records/s and peak RSS; ratios against",
+        "baselines measured in the same run. Python target-duckdb 0.8.0 runs with duckdb 1.1.3",
+        "(with duckdb 2.x it silently drops the first row of every batch).",
+        "",
+    ]
+    for n in sizes:
+        work = Path(tempfile.mkdtemp(prefix="singer-bench-"))
+        try:
+            report += run_size(n, work, py_duckdb, py_parquet if n <= 100_000 else None)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    text = "\n".join(report) + "\n"
+    print(text)
+    if not args.smoke:
+        out = ROOT / "bench" / "results.md"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(text)
+        print(f"written to {out}")
+
+
+def run_size(n, work, py_duckdb, py_parquet):
+    stream, plain, upserts = work / "stream.singer", work / "records.ndjson", work / "upserts.singer"
+    gen = BIN / "singer-bench"
+    subprocess.run([gen, "generate", "--records", str(n), "--out", stream, "--records-out", plain], check=True)
+    subprocess.run([gen, "generate", "--records", str(n), "--repeat-share", "0.2", "--out", upserts], check=True)
+    size_mb = stream.stat().st_size / 1e6
+    rows = []
+
+    def record(name, seconds, rss, note=""):
+        rows.append((name, seconds, n / seconds, rss, note))
+
+    s, rss, _, _ = measure(["cat", stream], stdin_path=None)
+    record("cat (I/O floor)", s, rss)
+    s, rss, out, _ = measure([gen, "parse", stream])
+    record("serde_json parse of every line", s, rss)
+
+    def our_target(binary, config, input_path, name, note=""):
+        cfg = work / f"{name}.json"
+        cfg.write_text(json.dumps(config))
+        s, rss, _, _ = measure([BIN / binary, "--config", cfg], stdin_path=input_path)
+        record(name, s, rss, note)
+
+    our_target("target-duckdb", {"path": str(work / "append.duckdb"), "load_method": "append-only"}, stream, "target-duckdb append")
+    our_target("target-duckdb", {"path": str(work / "upsert.duckdb")}, upserts, "target-duckdb upsert", "20% repeated keys")
+    our_target("target-parquet", {"destination_path": str(work / "parquet")}, stream, "target-parquet")
+
+    q = BIN / "duckdb-query"
+    s, rss, _, _ = measure([q, "--write", work / "ndjson.duckdb", f"CREATE TABLE issues AS SELECT * FROM read_ndjson('{plain}')"])
+    record("DuckDB read_ndjson -> table", s, rss, "same bundled DuckDB")
+    s, rss, _, _ = measure([q, "--write", ":memory:", f"COPY (SELECT * FROM read_ndjson('{plain}')) TO '{work / 'ndjson.parquet'}' (FORMAT parquet)"])
+    record("DuckDB read_ndjson -> parquet", s, rss)
+
+    if py_duckdb:
+        cfg = work / "py-duckdb.json"
+        cfg.write_text(json.dumps({"filepath": str(work / "py.duckdb"), "default_target_schema": "main"}))
+        s, rss, _, _ = measure([py_duckdb, "--config", cfg], stdin_path=stream)
+        record("Python target-duckdb 0.8 append", s, rss, "duckdb 1.1.3")
+        cfg.write_text(json.dumps({"filepath": str(work / "py-upsert.duckdb"), "default_target_schema": "main"}))
+        s, rss, _, _ = measure([py_duckdb, "--config", cfg], stdin_path=upserts)
+        record("Python target-duckdb 0.8 upsert", s, rss, "20% repeated keys")
+    if py_parquet:
+        cfg = work / "py-parquet.json"
+        cfg.write_text(json.dumps({"destination_path": str(work / "py-parquet")}))
+        s, rss, _, _ = measure([py_parquet, "--config", cfg], stdin_path=stream)
+        record("SDK target-parquet 1.1.2", s, rss)
+
+    by = {r[0]: r for r in rows}
+
+    def ratio(a, b):
+        if a in by and b in by:
+            return f"{by[a][2] / by[b][2]:.1f}x"
+        return "n/a"
+
+    lines = [f"## {n:,} records ({size_mb:.0f} MB of Singer messages)", "",
+             "| system | seconds | records/s | peak RSS MB | note |", "|---|---:|---:|---:|---|"]
+    for name, s, rate, rss, note in rows:
+        lines.append(f"| {name} | {s:.2f} | {rate:,.0f} | {rss:,.0f} | {note} |")
+    lines += ["", "| ratio | value | goal |", "|---|---:|---|",
+              f"| target-duckdb append vs Python target-duckdb | {ratio('target-duckdb append', 'Python target-duckdb 0.8 append')} | >= 30x |",
+              f"| target-duckdb append vs DuckDB read_ndjson | {ratio('target-duckdb append', 'DuckDB read_ndjson -> table')} | ~2x |",
+              f"| target-duckdb upsert time / append time | {by['target-duckdb append'][2] / by['target-duckdb upsert'][2]:.2f} | <= 1.5 |",
+              f"| target-parquet vs DuckDB COPY read_ndjson TO parquet | {ratio('target-parquet', 'DuckDB read_ndjson -> parquet')} | >= 1x |",
+              f"| target-parquet vs SDK target-parquet | {ratio('target-parquet', 'SDK target-parquet 1.1.2')} | >= 50x |",
+              f"| target-duckdb append share of a bare serde_json parse | {by['target-duckdb append'][2] / by['serde_json parse of every line'][2]:.0%} | |",
+              f"| target-parquet share of a bare serde_json parse | {by['target-parquet'][2] / by['serde_json parse of every line'][2]:.0%} | |",
+              ""]
+    return lines
+
+
+if __name__ == "__main__":
+    main()
