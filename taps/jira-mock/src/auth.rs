@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -97,14 +97,25 @@ pub async fn check(State(state): State<Arc<AppState>>, req: Request, next: Next)
     resp
 }
 
+/// The route template of a data path: the issue key/id and board id segments
+/// become `{issueIdOrKey}` and `{boardId}`.
+pub fn route_of(path: &str) -> String {
+    let mut segs: Vec<&str> = path.split('/').collect();
+    // ["", "rest", "api", "3", "issue", KEY, ...] / ["", "rest", "agile", "1.0", "board", ID, ...]
+    if segs.len() >= 6 && segs[1] == "rest" {
+        match segs[4] {
+            "issue" => segs[5] = "{issueIdOrKey}",
+            "board" => segs[5] = "{boardId}",
+            _ => {}
+        }
+    }
+    segs.join("/")
+}
+
 /// Middleware (outermost on data routes): counts requests and response codes.
 pub async fn count(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| path.clone());
+    let route = route_of(&path);
     {
         let mut stats = state.stats();
         stats.total_requests += 1;
@@ -123,6 +134,24 @@ pub async fn count(State(state): State<Arc<AppState>>, req: Request, next: Next)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(
+            route_of("/rest/api/3/issue/ALPHA-1/comment"),
+            "/rest/api/3/issue/{issueIdOrKey}/comment"
+        );
+        assert_eq!(
+            route_of("/rest/api/3/issue/10001"),
+            "/rest/api/3/issue/{issueIdOrKey}"
+        );
+        assert_eq!(
+            route_of("/rest/agile/1.0/board/3/sprint"),
+            "/rest/agile/1.0/board/{boardId}/sprint"
+        );
+        assert_eq!(route_of("/rest/agile/1.0/board"), "/rest/agile/1.0/board");
+        assert_eq!(route_of("/rest/api/3/search/jql"), "/rest/api/3/search/jql");
+    }
 
     #[test]
     fn credentials() {

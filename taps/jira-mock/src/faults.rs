@@ -216,7 +216,7 @@ pub enum Fault {
 }
 
 fn every(n: u64, schedule: Option<u32>) -> bool {
-    schedule.is_some_and(|e| e > 0 && n % u64::from(e) == 0)
+    schedule.is_some_and(|e| e > 0 && n.is_multiple_of(u64::from(e)))
 }
 
 /// The fault (if any) for data request number `n` (1-based).

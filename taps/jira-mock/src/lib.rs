@@ -56,9 +56,11 @@
 //! number and eventually succeeds.
 
 pub mod auth;
+pub mod catalog;
 pub mod error;
 pub mod faults;
 pub mod jql;
+pub mod model;
 pub mod params;
 pub mod render;
 pub mod routes;

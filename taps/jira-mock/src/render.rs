@@ -166,11 +166,12 @@ impl Site {
     }
 
     fn status_embed(&self, idx: usize) -> Value {
-        let mut v = self.status_json(idx);
-        if let Some(m) = v.as_object_mut() {
-            m.remove("untranslatedName");
-        }
-        v
+        let s = &self.statuses[idx];
+        json!({"self": format!("{}/rest/api/3/status/{}", self.base_url, s.id),
+               "description": s.description,
+               "iconUrl": format!("{}{}", self.base_url, s.icon),
+               "name": s.name, "id": s.id,
+               "statusCategory": self.status_category(s.category)})
     }
 
     /// A priority (`/priority/search` form).

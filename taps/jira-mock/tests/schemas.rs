@@ -55,6 +55,12 @@ async fn all_streams_fit_their_schemas() {
     let s = server(MockConfig::default()).await;
     let c = client();
 
+    // The validator does catch wrong types and un-normalised timestamps.
+    let v = schema("issue_comments");
+    assert!(!v.is_valid(&json!({"id": 10001, "issue_id": "1", "issue_key": "A-1"})));
+    assert!(!v.is_valid(&json!({"id": "1", "created": "2024-01-15T10:23:45.123+0000"})));
+    assert!(v.is_valid(&json!({"id": "1", "created": "2024-01-15T10:23:45.123+00:00"})));
+
     let users = get_json(&c, &s.url("/rest/api/3/users/search?maxResults=1000")).await;
     let v = schema("users");
     users
@@ -88,7 +94,15 @@ async fn all_streams_fit_their_schemas() {
     }
 
     let v = schema("sprints");
-    for board in 1..=4 {
+    let boards = get_json(&c, &s.url("/rest/agile/1.0/board?type=scrum")).await;
+    let scrum: Vec<i64> = boards["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(scrum.len(), 4);
+    for board in scrum {
         let page = get_json(&c, &s.url(&format!("/rest/agile/1.0/board/{board}/sprint"))).await;
         for sp in page["values"].as_array().unwrap() {
             let mut row = sp.clone();

@@ -165,13 +165,7 @@ impl DuckDbSink {
         let Some(existing) = self.table_columns(table)? else {
             let columns = wanted
                 .iter()
-                .map(|f| {
-                    Ok(format!(
-                        "{} {}",
-                        quote(f.name()),
-                        duckdb_type(f.data_type())?
-                    ))
-                })
+                .map(|f| Ok(format!("{} {}", quote(f.name()), duckdb_column_type(f)?)))
                 .collect::<Result<Vec<_>, String>>()
                 .map_err(|e| Error::sink(name, e))?;
             let columns = if columns.is_empty() {

@@ -58,13 +58,7 @@ pub fn duckdb_type(dt: &DataType) -> Result<String, String> {
         DataType::Struct(fields) => {
             let parts = fields
                 .iter()
-                .map(|f| {
-                    Ok(format!(
-                        "{} {}",
-                        quote(f.name()),
-                        duckdb_type(f.data_type())?
-                    ))
-                })
+                .map(|f| Ok(format!("{} {}", quote(f.name()), duckdb_column_type(f)?)))
                 .collect::<Result<Vec<_>, String>>()?;
             format!("STRUCT({})", parts.join(", "))
         }
@@ -215,7 +209,7 @@ mod tests {
         assert_eq!(sanitize("public-users"), "public_users");
         assert_eq!(sanitize("Schema.Table"), "schema_table");
         assert_eq!(sanitize("a\"; DROP TABLE x; --"), "a___drop_table_x____");
-        assert_eq!(sanitize("ünï"), "___");
+        assert_eq!(sanitize("ünï"), "_n_");
         assert_eq!(sanitize(""), "_");
         assert_eq!(quote("we\"ird"), "\"we\"\"ird\"");
         let schema = Schema::new(vec![

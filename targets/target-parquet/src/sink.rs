@@ -159,23 +159,37 @@ impl ParquetSink {
                     stats.batches += 1;
                     stats.inserted += batch.num_rows() as u64;
                     for (key, rows) in self.split(batch, &name)? {
-                        let file = match open.entry(key.clone()) {
-                            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                            std::collections::hash_map::Entry::Vacant(e) => {
-                                n += 1;
-                                e.insert(self.new_file(seq, n, dir, &key, rows.schema(), &name)?)
-                            }
-                        };
-                        file.writer
-                            .write(&rows)
-                            .map_err(|e| Error::sink(&name, e))?;
-                        file.rows += rows.num_rows();
-                        if file.rows >= self.max_rows_per_file
-                            || file.writer.bytes_written() + file.writer.in_progress_size()
-                                >= self.max_file_bytes
-                        {
-                            if let Some(f) = open.remove(&key) {
-                                finish_file(f, written, key.1, &name)?;
+                        let mut offset = 0;
+                        while offset < rows.num_rows() {
+                            let file = match open.entry(key.clone()) {
+                                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                                std::collections::hash_map::Entry::Vacant(e) => {
+                                    n += 1;
+                                    e.insert(self.new_file(
+                                        seq,
+                                        n,
+                                        dir,
+                                        &key,
+                                        rows.schema(),
+                                        &name,
+                                    )?)
+                                }
+                            };
+                            // Roll to a new file at max_rows_per_file.
+                            let take =
+                                (self.max_rows_per_file - file.rows).min(rows.num_rows() - offset);
+                            file.writer
+                                .write(&rows.slice(offset, take))
+                                .map_err(|e| Error::sink(&name, e))?;
+                            file.rows += take;
+                            offset += take;
+                            if file.rows >= self.max_rows_per_file
+                                || file.writer.bytes_written() + file.writer.in_progress_size()
+                                    >= self.max_file_bytes
+                            {
+                                if let Some(f) = open.remove(&key) {
+                                    finish_file(f, written, key.1, &name)?;
+                                }
                             }
                         }
                     }
@@ -202,9 +216,11 @@ impl ParquetSink {
         let versions = batch
             .column_by_name(SDC_TABLE_VERSION)
             .and_then(|c| c.as_primitive_opt::<Int64Type>().cloned());
+        // The partition directory value (when partitioning applies to this stream), and
+        // the record's version.
         let key_of = |i: usize| {
             (
-                parts.as_ref().and_then(|p| p[i].clone()),
+                parts.as_ref().map(|p| hive_value(p[i].as_deref())),
                 versions
                     .as_ref()
                     .and_then(|v| v.is_valid(i).then(|| v.value(i))),
@@ -261,10 +277,8 @@ impl ParquetSink {
         stream: &str,
     ) -> Result<OpenFile> {
         let mut folder = self.root.join(dir);
-        if let Some(spec) = &self.partition
-            && (key.0.is_some() || schema.field_with_name(spec.source()).is_err())
-        {
-            folder = folder.join(format!("{}={}", spec.key(), hive_value(key.0.as_deref())));
+        if let (Some(spec), Some(value)) = (&self.partition, &key.0) {
+            folder = folder.join(format!("{}={value}", spec.key()));
         }
         std::fs::create_dir_all(&folder).map_err(io(&folder))?;
         let name = layout::file_name(seq, n, key.1);

@@ -80,6 +80,8 @@ const STATUSES: [(&str, &str, i64, &str); 4] = [
     ("10001", "In Review", 4, "indeterminate"),
     ("5", "Done", 3, "done"),
 ];
+const PROJECTS: [&str; 4] = ["ALPHA", "BETA", "GAMMA", "DELTA"];
+const PRIORITIES: [&str; 5] = ["Highest", "High", "Medium", "Low", "Lowest"];
 const WORDS: [&str; 16] = [
     "login",
     "fails",
@@ -123,7 +125,7 @@ fn schema() -> Value {
 }
 
 fn record(rng: &mut fastrand::Rng, n: u64, revision: u64) -> Value {
-    let project = ["ALPHA", "BETA", "GAMMA", "DELTA"][(n % 4) as usize];
+    let project = PROJECTS[(n % 4) as usize];
     let (sid, sname, cid, ckey) = STATUSES[((n + revision) % 4) as usize];
     let created = 1_704_067_200 + (n as i64) * 37;
     let updated = created + 3_600 + (revision as i64) * 86_400 + rng.i64(0..3_600);
@@ -159,7 +161,7 @@ fn record(rng: &mut fastrand::Rng, n: u64, revision: u64) -> Value {
             "summary": format!("{} (rev {revision})", words(rng, 6)),
             "description": format!("{}\nSteps:\n1. {}\n2. {}\n\"Expected\": {}", words(rng, 20), words(rng, 8), words(rng, 8), words(rng, 10)),
             "status": {"id": sid, "name": sname, "statusCategory": {"id": cid, "key": ckey}},
-            "priority": {"id": format!("{}", 1 + n % 5), "name": ["Highest", "High", "Medium", "Low", "Lowest"][(n % 5) as usize]},
+            "priority": {"id": format!("{}", 1 + n % 5), "name": PRIORITIES[(n % 5) as usize]},
             "project": {"id": format!("{}", 10_000 + n % 4), "key": project, "name": format!("Project {project}")},
             "assignee": if n % 5 == 0 { Value::Null } else { user(rng) },
             "reporter": user(rng),
