@@ -286,7 +286,7 @@ fn kill_the_tap(target: Target, also_target: bool) {
             .arg(&config)
             .stdin(Stdio::from(tap.stdout.take().expect("tap stdout")))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("target");
         std::thread::sleep(Duration::from_millis(rng.u64(50..600)));
@@ -310,9 +310,15 @@ fn kill_the_tap(target: Target, also_target: bool) {
             "{}",
             String::from_utf8_lossy(&rerun.stderr)
         );
+        let logs = format!(
+            "first run ({}):\n{}\nrerun:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&rerun.stderr)
+        );
         target.check(
             work.path(),
-            &format!("{target:?} tap kill {point} (target killed too: {also_target})"),
+            &format!("{target:?} tap kill {point} (target killed too: {also_target})\n{logs}"),
         );
     }
 }

@@ -115,9 +115,24 @@ pub fn pipeline(tap: &str, tap_args: &[&Path], target: &str, target_args: &[&Pat
         .stderr(Stdio::piped())
         .spawn()
         .expect("target starts");
+    // Drain the tap's logs while the target runs, or a chatty tap blocks on a full pipe.
+    let mut tap_stderr = tap_child.stderr.take().expect("tap stderr");
+    let drain = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut tap_stderr, &mut buf);
+        buf
+    });
     let target = target_child.wait_with_output().expect("target ends");
-    let tap = tap_child.wait_with_output().expect("tap ends");
-    Pipeline { tap, target }
+    let status = tap_child.wait().expect("tap ends");
+    let stderr = drain.join().unwrap_or_default();
+    Pipeline {
+        tap: Output {
+            status,
+            stdout: Vec::new(),
+            stderr,
+        },
+        target,
+    }
 }
 
 /// `--config FILE` style arguments as paths.

@@ -293,7 +293,8 @@ impl MockHandle {
     }
 }
 
-/// A running mock server. Dropping it stops the server.
+/// A running mock server. Dropping it stops the server. It derefs to
+/// [`MockHandle`], so `server.touch(3)` or `server.totals()` work directly.
 #[derive(Debug)]
 pub struct MockServer {
     addr: SocketAddr,

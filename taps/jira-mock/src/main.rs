@@ -4,7 +4,7 @@
 //! `jira-mock listening on http://127.0.0.1:PORT` — and logs to stderr
 //! (`RUST_LOG` controls the level; default `info`).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use clap::Parser;
 use jira_mock::MockConfig;
@@ -107,6 +107,7 @@ impl Cli {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

@@ -133,7 +133,9 @@ pub fn all(client: Arc<RestClient>, config: &Config) -> Vec<Arc<dyn Stream>> {
         ),
         Arc::new(
             RestStream::builder(
-                schema!("sprints").with_keys(&["id"]).with_parent("boards"),
+                schema!("sprints")
+                    .with_keys(&["board_id", "id"])
+                    .with_parent("boards"),
                 c(),
                 "/rest/agile/1.0/board/{board_id}/sprint",
             )

@@ -76,7 +76,6 @@ fn bench(c: &mut Criterion) {
                         }],
                         marker: CommitMarker::default(),
                         end_of_input: false,
-                        resumed_run: false,
                     })
                     .expect("commit")
                 },

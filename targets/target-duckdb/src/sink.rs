@@ -370,7 +370,8 @@ impl DuckDbSink {
             } else {
                 final_table.clone()
             };
-            if overwrite && changes.first_in_run && !commit.resumed_run {
+            // An overwrite load is one run's data: it starts from an empty staging table.
+            if overwrite && changes.first_in_run {
                 self.conn
                     .execute_batch(&format!(
                         "DROP TABLE IF EXISTS {}",

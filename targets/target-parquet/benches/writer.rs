@@ -78,7 +78,6 @@ fn bench(c: &mut Criterion) {
                         }],
                         marker: CommitMarker::default(),
                         end_of_input: false,
-                        resumed_run: false,
                     })
                     .expect("commit")
                 },

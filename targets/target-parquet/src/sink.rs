@@ -407,8 +407,7 @@ impl Sink for ParquetSink {
                 let name = changes.stream.name().to_string();
                 let dir = self.stream_dir(&name, &mut owners)?;
                 if changes.stream.load_method == LoadMethod::Overwrite
-                    && ((changes.first_in_run && !commit.resumed_run)
-                        || !overwrite_from.contains_key(&name))
+                    && (changes.first_in_run || !overwrite_from.contains_key(&name))
                 {
                     // The files this load replaces: everything committed before it.
                     overwrite_from.insert(name.clone(), seq);
