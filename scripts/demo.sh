@@ -32,7 +32,8 @@ query "SELECT stream, rows_loaded FROM _sdc_streams ORDER BY stream"
 echo "issues per project and status:"
 query "SELECT fields->>'\$.project.key' AS project, fields->>'\$.status.name' AS status, count(*) AS issues
        FROM issues GROUP BY ALL ORDER BY project, status"
-echo "bookmark after run 1: $(cat "$DEMO/state.json")"
+bookmark() { python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["bookmarks"]["issues"]))' "$DEMO/state.json"; }
+echo "issues bookmark after run 1: $(bookmark)"
 
 echo
 echo "== 5 issues change in Jira"
@@ -42,9 +43,9 @@ echo
 echo "== run 2: incremental, from the saved state"
 "$BIN/tap-jira" --config "$DEMO/tap-jira.json" --state "$DEMO/state.json" 2>"$DEMO/tap-2.log" \
   | "$BIN/target-duckdb" --config "$DEMO/target-duckdb.json" 2>"$DEMO/target-2.log" >"$DEMO/states-2.jsonl"
-echo "issue records read by run 2: $(grep -o 'stream=issues records=[0-9]*' "$DEMO/tap-2.log" | head -1 | cut -d= -f3)"
+echo "issues read by run 2: $(grep -o 'stream=issues records=[0-9]*' "$DEMO/tap-2.log" | head -1 | cut -d= -f3) (the changed ones, and the one at the bookmark: the bound is inclusive)"
 query "SELECT key, fields->>'\$.status.name' AS status, updated FROM issues ORDER BY updated DESC, key LIMIT 5"
 query "SELECT count(*) AS issues, count(DISTINCT id) AS distinct_ids FROM issues"
-echo "bookmark after run 2: $(cat "$DEMO/state.json")"
+echo "issues bookmark after run 2: $(bookmark)"
 echo
 echo "Logs and configs are in $DEMO/. Query the database with: $BIN/duckdb-query $DEMO/jira.duckdb 'SELECT ...'"

@@ -213,8 +213,7 @@ fn feed_and_kill(
     drop(stdin);
     let _ = child.wait();
     let _ = reader.join();
-    let lines = acknowledged.lock().expect("lock").clone();
-    lines
+    acknowledged.lock().expect("lock").clone()
 }
 
 fn kill_the_target(target: Target) {

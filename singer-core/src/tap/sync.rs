@@ -391,9 +391,7 @@ pub(super) fn sync_partition(
                     .map(|b| with_lookback(b, shared.settings.lookback))
                     .or_else(|| shared.settings.start_date.clone().map(Value::String))
             });
-            if let (Some(k), Some(c)) = (&key, part) {
-                ss.partition_mut(c).replication_key = Some(k.clone());
-            } else if let Some(k) = &key {
+            if let (Some(k), None) = (&key, part) {
                 ss.replication_key = Some(k.clone());
             }
             if !top_full_table {
@@ -497,9 +495,14 @@ pub(super) fn sync_partition(
             shared.with_state(|s| {
                 let ss = s.stream_mut(&name);
                 if key.is_some() {
+                    // Partitions appear in state once they have a bookmark.
+                    if progress.is_none() {
+                        return;
+                    }
                     let target = match part {
                         Some(c) => {
                             let p = ss.partition_mut(c);
+                            p.replication_key = key.clone();
                             (&mut p.replication_key_value, &mut p.progress_markers)
                         }
                         None => (&mut ss.replication_key_value, &mut ss.progress_markers),
@@ -540,8 +543,10 @@ pub(super) fn sync_partition(
                     }
                 });
                 let target = match part {
+                    Some(_) if capped.is_none() => return,
                     Some(c) => {
                         let p = ss.partition_mut(c);
+                        p.replication_key = key.clone();
                         p.progress_markers = None;
                         &mut p.replication_key_value
                     }

@@ -50,6 +50,10 @@ pub struct Config {
     /// Attempts per request, the first included.
     #[serde(default = "default_tries")]
     pub max_tries: usize,
+    /// Per-issue bookmarks of comments, changelogs and worklogs kept in state before they
+    /// are rolled up into one per stream.
+    #[serde(default = "default_partitions")]
+    pub max_state_partitions: usize,
 }
 
 fn default_start_date() -> String {
@@ -66,6 +70,9 @@ fn default_timeout() -> f64 {
 }
 fn default_tries() -> usize {
     8
+}
+fn default_partitions() -> usize {
+    100
 }
 
 /// What `--about` reports.
@@ -110,7 +117,9 @@ pub fn about() -> About {
                 "request_timeout_seconds": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": 60,
                     "description": "Seconds before a request times out (and is retried)."},
                 "max_tries": {"type": ["integer", "null"], "minimum": 1, "default": 8,
-                    "description": "Attempts per request, the first included, on 429, 5xx and network errors."}
+                    "description": "Attempts per request, the first included, on 429, 5xx and network errors."},
+                "max_state_partitions": {"type": ["integer", "null"], "minimum": 0, "default": 100,
+                    "description": "Per-issue bookmarks of comments, changelogs and worklogs kept in state; past this many they are rolled up into one bookmark per stream, bounded by the issues' synced window."}
             },
             "required": ["domain"]
         }),
@@ -181,6 +190,7 @@ impl Config {
                 i64::try_from(self.lookback_minutes).unwrap_or(i64::MAX / 60_000),
             ),
             max_concurrency: self.max_concurrency.max(1),
+            max_partitions: self.max_state_partitions,
             ..SyncSettings::default()
         };
         Ok(Tap {

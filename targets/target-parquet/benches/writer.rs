@@ -49,7 +49,8 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("parquet_commit");
     group.throughput(Throughput::Elements(ROWS as u64));
     group.sample_size(10);
-    for method in [LoadMethod::AppendOnly] {
+    {
+        let method = LoadMethod::AppendOnly;
         let (stream, batch) = batch_and_stream(method);
         group.bench_function(format!("{method:?}"), |b| {
             b.iter_batched(

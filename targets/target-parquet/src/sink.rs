@@ -34,6 +34,10 @@ pub struct ParquetSink {
     log: CommitLog,
 }
 
+/// What a file holds: the partition directory value (when partitioning applies) and the
+/// full-table version of its rows.
+type FileKey = (Option<String>, Option<i64>);
+
 /// A file being written in the current commit.
 struct OpenFile {
     writer: ArrowWriter<File>,
@@ -150,7 +154,7 @@ impl ParquetSink {
         stats: &mut LoadStats,
     ) -> Result<()> {
         let name = changes.stream.name().to_string();
-        let mut open: HashMap<(Option<String>, Option<i64>), OpenFile> = HashMap::new();
+        let mut open: HashMap<FileKey, OpenFile> = HashMap::new();
         let mut n = written.renames.len();
         for op in &changes.operations {
             match op {
@@ -183,13 +187,11 @@ impl ParquetSink {
                                 .map_err(|e| Error::sink(&name, e))?;
                             file.rows += take;
                             offset += take;
-                            if file.rows >= self.max_rows_per_file
+                            let full = file.rows >= self.max_rows_per_file
                                 || file.writer.bytes_written() + file.writer.in_progress_size()
-                                    >= self.max_file_bytes
-                            {
-                                if let Some(f) = open.remove(&key) {
-                                    finish_file(f, written, key.1, &name)?;
-                                }
+                                    >= self.max_file_bytes;
+                            if full && let Some(f) = open.remove(&key) {
+                                finish_file(f, written, key.1, &name)?;
                             }
                         }
                     }
@@ -204,11 +206,7 @@ impl ParquetSink {
     }
 
     /// Splits a batch by (partition value, version); the partition column leaves the data.
-    fn split(
-        &self,
-        batch: &RecordBatch,
-        stream: &str,
-    ) -> Result<Vec<((Option<String>, Option<i64>), RecordBatch)>> {
+    fn split(&self, batch: &RecordBatch, stream: &str) -> Result<Vec<(FileKey, RecordBatch)>> {
         let parts = match &self.partition {
             Some(spec) => spec.values(batch).map_err(|e| Error::sink(stream, e))?,
             None => None,
@@ -247,8 +245,8 @@ impl ParquetSink {
         if (1..batch.num_rows()).all(|i| key_of(i) == first) {
             return Ok(vec![(first, data)]);
         }
-        let mut groups: Vec<((Option<String>, Option<i64>), Vec<u32>)> = Vec::new();
-        let mut index: HashMap<(Option<String>, Option<i64>), usize> = HashMap::new();
+        let mut groups: Vec<(FileKey, Vec<u32>)> = Vec::new();
+        let mut index: HashMap<FileKey, usize> = HashMap::new();
         for i in 0..batch.num_rows() {
             let key = key_of(i);
             let g = *index.entry(key.clone()).or_insert_with(|| {
@@ -272,7 +270,7 @@ impl ParquetSink {
         seq: u64,
         n: usize,
         dir: &str,
-        key: &(Option<String>, Option<i64>),
+        key: &FileKey,
         schema: SchemaRef,
         stream: &str,
     ) -> Result<OpenFile> {
@@ -297,7 +295,7 @@ impl ParquetSink {
 
     fn close_all(
         &self,
-        open: &mut HashMap<(Option<String>, Option<i64>), OpenFile>,
+        open: &mut HashMap<FileKey, OpenFile>,
         written: &mut Written,
         stream: &str,
     ) -> Result<()> {
@@ -451,7 +449,7 @@ impl Sink for ParquetSink {
             streams: owners,
             overwrite_from,
         };
-        let bytes = serde_json::to_vec_pretty(&log).map_err(|e| Error::destination(e))?;
+        let bytes = serde_json::to_vec_pretty(&log).map_err(Error::destination)?;
         write_atomic(&self.root.join(COMMIT_LOG), &bytes)?;
         self.log = log;
         // The commit is durable; finishing it is idempotent and redone on restart if cut.

@@ -150,8 +150,8 @@ fn record(rng: &mut fastrand::Rng, n: u64, revision: u64) -> Value {
     let user = |rng: &mut fastrand::Rng| {
         let u = rng.u32(1..500);
         json!({"accountId": format!("5b10a2844c20165700ede{u:03}"), "displayName": format!("User {u} {}", words(rng, 1)),
-            "emailAddress": if u % 3 == 0 { Value::Null } else { json!(format!("user{u}@example.com")) },
-            "active": u % 7 != 0, "timeZone": "Europe/Berlin"})
+            "emailAddress": if u.is_multiple_of(3) { Value::Null } else { json!(format!("user{u}@example.com")) },
+            "active": !u.is_multiple_of(7), "timeZone": "Europe/Berlin"})
     };
     json!({
         "id": format!("{}", 10_000 + n), "key": format!("{project}-{n}"),
@@ -163,14 +163,14 @@ fn record(rng: &mut fastrand::Rng, n: u64, revision: u64) -> Value {
             "status": {"id": sid, "name": sname, "statusCategory": {"id": cid, "key": ckey}},
             "priority": {"id": format!("{}", 1 + n % 5), "name": PRIORITIES[(n % 5) as usize]},
             "project": {"id": format!("{}", 10_000 + n % 4), "key": project, "name": format!("Project {project}")},
-            "assignee": if n % 5 == 0 { Value::Null } else { user(rng) },
+            "assignee": if n.is_multiple_of(5) { Value::Null } else { user(rng) },
             "reporter": user(rng),
             "labels": (0..rng.usize(0..4)).map(|_| words(rng, 1)).collect::<Vec<_>>(),
             "components": (0..rng.usize(0..3)).map(|i| json!({"id": format!("{}", 100 + i), "name": words(rng, 2)})).collect::<Vec<_>>(),
-            "timespent": if n % 3 == 0 { Value::Null } else { json!(rng.i64(60..100_000)) },
-            "storyPoints": if n % 4 == 0 { Value::Null } else { json!(rng.u8(1..13) as f64 / 2.0) },
+            "timespent": if n.is_multiple_of(3) { Value::Null } else { json!(rng.i64(60..100_000)) },
+            "storyPoints": if n.is_multiple_of(4) { Value::Null } else { json!(rng.u8(1..13) as f64 / 2.0) },
             "resolutiondate": if sname == "Done" { json!(ts(updated)) } else { Value::Null },
-            "duedate": if n % 2 == 0 { Value::Null } else { json!("2024-12-31") }
+            "duedate": if n.is_multiple_of(2) { Value::Null } else { json!("2024-12-31") }
         }
     })
 }
