@@ -313,11 +313,20 @@ fn error_summary(body: &[u8]) -> String {
         }
     }
     let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    // An HTML error page: its title says enough.
+    if text.starts_with('<') {
+        let title = text
+            .split_once("<title>")
+            .and_then(|(_, rest)| rest.split_once("</title>"))
+            .map(|(t, _)| t.trim().to_string());
+        return title.map(|t| format!(": {t}")).unwrap_or_default();
+    }
     let text: String = text.chars().take(200).collect();
-    if text.trim().is_empty() {
+    if text.is_empty() {
         String::new()
     } else {
-        format!(": {}", text.trim())
+        format!(": {text}")
     }
 }
 
