@@ -45,8 +45,9 @@ bench: build
 
 ## soak: the long crash-consistency mode.
 soak: build
-	SOAK=1 $(CARGO) test --release --test crash -- --nocapture
+	SOAK=1 $(CARGO) nextest run --release --workspace -E 'binary(crash)' --no-capture
 
+## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 30).
 fuzz:
 	scripts/fuzz.sh
 
