@@ -13,7 +13,11 @@ fn the_bench_runs_at_smoke_size() {
         .output()
         .expect("python3 runs the bench");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for system in [
         "cat (I/O floor)",
         "serde_json parse of every line",
@@ -23,7 +27,13 @@ fn the_bench_runs_at_smoke_size() {
         "DuckDB read_ndjson -> table",
         "DuckDB read_ndjson -> parquet",
     ] {
-        assert!(text.contains(&format!("| {system} |")), "{system} missing:\n{text}");
+        assert!(
+            text.contains(&format!("| {system} |")),
+            "{system} missing:\n{text}"
+        );
     }
-    assert!(text.contains("| target-duckdb upsert time / append time |"), "{text}");
+    assert!(
+        text.contains("| target-duckdb upsert time / append time |"),
+        "{text}"
+    );
 }

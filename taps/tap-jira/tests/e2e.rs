@@ -403,7 +403,12 @@ fn resets_cut_and_truncated_bodies_and_slow_responses_are_survived() {
     });
     let dir = tempfile::tempdir().expect("tmp");
     // A 1 s timeout: the slow responses time out and are retried.
-    let (out, msgs) = sync(&site, dir.path(), json!({"request_timeout_seconds": 1, "max_concurrency": 2}), None);
+    let (out, msgs) = sync(
+        &site,
+        dir.path(),
+        json!({"request_timeout_seconds": 1, "max_concurrency": 2}),
+        None,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let t = site.handle().totals();
@@ -411,23 +416,42 @@ fn resets_cut_and_truncated_bodies_and_slow_responses_are_survived() {
     assert_eq!(records(&msgs, "issue_comments").len(), t.comments);
     assert_eq!(records(&msgs, "issue_changelogs").len(), t.changelogs);
     let faults = site.handle().fault_counts();
-    assert!(faults.resets > 0 && faults.truncated > 0 && faults.cut > 0, "{faults:?}");
-    assert!(stderr.contains("timed out") && stderr.contains("not valid JSON"), "retries are logged: {stderr}");
+    assert!(
+        faults.resets > 0 && faults.truncated > 0 && faults.cut > 0,
+        "{faults:?}"
+    );
+    assert!(
+        stderr.contains("timed out") && stderr.contains("not valid JSON"),
+        "retries are logged: {stderr}"
+    );
     assert!(!stderr.contains(TOKEN));
 }
 
 #[test]
 fn endless_server_errors_fail_clearly_after_bounded_retries() {
-    let site = Site::start(MockConfig { error_burst_every: Some(1), error_burst_len: 1_000_000, retry_after_secs: 0, ..MockConfig::default() });
+    let site = Site::start(MockConfig {
+        error_burst_every: Some(1),
+        error_burst_len: 1_000_000,
+        retry_after_secs: 0,
+        ..MockConfig::default()
+    });
     let dir = tempfile::tempdir().expect("tmp");
     let started = std::time::Instant::now();
     let (out, _) = sync(&site, dir.path(), json!({"max_tries": 3}), None);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let critical: Vec<&str> = stderr.lines().filter(|l| l.starts_with("CRITICAL")).collect();
+    let critical: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("CRITICAL"))
+        .collect();
     // One line per failed top-level stream (the children of issues and boards never start).
     assert_eq!(critical.len(), 7, "{stderr}");
-    assert!(critical.iter().all(|l| l.contains("gave up after retries") && l.contains("http://127.0.0.1")), "{stderr}");
+    assert!(
+        critical
+            .iter()
+            .all(|l| l.contains("gave up after retries") && l.contains("http://127.0.0.1")),
+        "{stderr}"
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(120));
     assert!(!stderr.contains(TOKEN));
 }
