@@ -37,10 +37,14 @@ CACHE = Path.home() / ".cache/singer-rs"
 PY_TARGET_DUCKDB = CACHE / "bench-venv-target-duckdb"
 
 
-def measure(cmd, stdin_path=None, env=None, cwd=None):
-    """Runs a command; returns (seconds, peak RSS in MB, stdout, stderr)."""
+def measure(cmd, stdin_path=None, env=None, cwd=None, keep_stdout=True):
+    """Runs a command; returns (seconds, peak RSS in MB, stdout, stderr).
+
+    Peak RSS is the child's own high-water mark, but Linux starts it at the RSS of the
+    process that forked it, so this script never holds large outputs in memory: the floor
+    is this Python process (~10-20 MB), shown by the `cat` row."""
     stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
-    out = tempfile.TemporaryFile()
+    out = tempfile.TemporaryFile() if keep_stdout else subprocess.DEVNULL
     err = tempfile.TemporaryFile()
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=stdin, stdout=out, stderr=err, env=env, cwd=cwd)
@@ -48,9 +52,13 @@ def measure(cmd, stdin_path=None, env=None, cwd=None):
     seconds = time.monotonic() - start
     if stdin_path:
         stdin.close()
-    out.seek(0)
+    stdout = ""
+    if keep_stdout:
+        out.seek(0)
+        stdout = out.read(1 << 20).decode(errors="replace")
     err.seek(0)
-    stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    err.seek(max(0, os.fstat(err.fileno()).st_size - (1 << 16)))
+    stderr = err.read().decode(errors="replace")
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd))} exited {code}:\n{stderr[-2000:]}")
@@ -91,12 +99,22 @@ def main():
         "(with duckdb 2.x it silently drops the first row of every batch).",
         "",
     ]
+    peaks = {}
     for n in sizes:
         work = Path(tempfile.mkdtemp(prefix="singer-bench-"))
         try:
-            report += run_size(n, work, py_duckdb)
+            report += run_size(n, work, py_duckdb, peaks)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+    if len(sizes) > 1:
+        small, large = min(sizes), max(sizes)
+        report += [f"## Peak RSS, {large:,} records against {small:,}", "",
+                   "| system | ratio | goal |", "|---|---:|---|"]
+        for name in ("target-duckdb append", "target-duckdb upsert", "target-parquet"):
+            if (name, small) in peaks and (name, large) in peaks:
+                report.append(f"| {name} | {peaks[(name, large)] / peaks[(name, small)]:.2f}x "
+                              f"({peaks[(name, large)]:,.0f} MB) | <= 1.2x and < 300 MB |")
+        report.append("")
     text = "\n".join(report) + "\n"
     print(text)
     if not args.smoke:
@@ -106,7 +124,7 @@ def main():
         print(f"written to {out}")
 
 
-def run_size(n, work, py_duckdb):
+def run_size(n, work, py_duckdb, peaks):
     stream, plain, upserts = work / "stream.singer", work / "records.ndjson", work / "upserts.singer"
     gen = BIN / "singer-bench"
     subprocess.run([gen, "generate", "--records", str(n), "--out", stream, "--records-out", plain], check=True)
@@ -117,7 +135,7 @@ def run_size(n, work, py_duckdb):
     def record(name, seconds, rss, note=""):
         rows.append((name, seconds, n / seconds, rss, note))
 
-    s, rss, _, _ = measure(["cat", stream], stdin_path=None)
+    s, rss, _, _ = measure(["cat", stream], keep_stdout=False)
     record("cat (I/O floor)", s, rss)
     s, rss, out, _ = measure([gen, "parse", stream])
     record("serde_json parse of every line", s, rss)
@@ -127,6 +145,7 @@ def run_size(n, work, py_duckdb):
         cfg.write_text(json.dumps(config))
         s, rss, _, _ = measure([BIN / binary, "--config", cfg], stdin_path=input_path)
         record(name, s, rss, note)
+        peaks[(name, n)] = rss
 
     our_target("target-duckdb", {"path": str(work / "append.duckdb"), "load_method": "append-only"}, stream, "target-duckdb append")
     our_target("target-duckdb", {"path": str(work / "upsert.duckdb")}, upserts, "target-duckdb upsert", "20% repeated keys")

@@ -842,7 +842,10 @@ impl StreamSchema {
         if let Some(validator) = &self.validator {
             // Validation needs a `Value`; wrapping the map moves it, it does not copy.
             let value = Value::Object(record);
-            if let Some(error) = validator.iter_errors(&value).next() {
+            // `is_valid` stops at the first failure without building errors: the fast path.
+            if !validator.is_valid(&value)
+                && let Some(error) = validator.iter_errors(&value).next()
+            {
                 let field = error
                     .instance_path()
                     .to_string()
