@@ -56,7 +56,6 @@ def measure(cmd, stdin_path=None, env=None, cwd=None, keep_stdout=True):
     if keep_stdout:
         out.seek(0)
         stdout = out.read(1 << 20).decode(errors="replace")
-    err.seek(0)
     err.seek(max(0, os.fstat(err.fileno()).st_size - (1 << 16)))
     stderr = err.read().decode(errors="replace")
     code = os.waitstatus_to_exitcode(status)

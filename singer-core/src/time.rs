@@ -64,24 +64,12 @@ fn parse_common(b: &[u8]) -> Option<DateTime<Utc>> {
         nanos = num(&frac[..digits])? * 10u32.pow(9 - digits as u32);
         rest = &frac[digits..];
     }
-    let offset_seconds = match rest {
+    let offset = match rest {
         [] | [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), hh @ ..] => {
-            let (h, m) = match hh {
-                [h1, h2] => (num(&[*h1, *h2])?, 0),
-                [h1, h2, m1, m2] | [h1, h2, b':', m1, m2] => (num(&[*h1, *h2])?, num(&[*m1, *m2])?),
-                _ => return None,
-            };
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let seconds = i64::from(h * 3600 + m * 60);
-            if *sign == b'-' { -seconds } else { seconds }
-        }
-        _ => return None,
+        _ => offset_seconds(rest)?,
     };
     let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)?;
-    let utc = NaiveDateTime::new(date, time) - chrono::Duration::seconds(offset_seconds);
+    let utc = NaiveDateTime::new(date, time) - chrono::Duration::seconds(i64::from(offset));
     Some(utc.and_utc())
 }
 
@@ -125,26 +113,35 @@ fn split_offset(s: &str) -> Option<(&str, Option<FixedOffset>)> {
         return Some((s.trim_end_matches(" UTC"), None));
     };
     let (time, off) = s.split_at(pos);
-    let sign = if off.starts_with('-') { -1 } else { 1 };
-    let digits: String = off[1..].chars().filter(|c| *c != ':').collect();
-    if !digits.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let (h, m) = match digits.len() {
-        2 => (digits.parse::<i32>().ok()?, 0),
-        4 => (
-            digits[..2].parse::<i32>().ok()?,
-            digits[2..].parse::<i32>().ok()?,
-        ),
-        _ => return None,
-    };
-    if h > 23 || m > 59 {
-        return None;
-    }
     Some((
         time.trim_end(),
-        FixedOffset::east_opt(sign * (h * 3600 + m * 60)),
+        FixedOffset::east_opt(offset_seconds(off.as_bytes())?),
     ))
+}
+
+/// An offset, `+05:30`, `+0530` or `+05` (colons anywhere are ignored), as seconds east
+/// of UTC.
+fn offset_seconds(off: &[u8]) -> Option<i32> {
+    let (sign, rest) = match off.split_first()? {
+        (b'+', rest) => (1, rest),
+        (b'-', rest) => (-1, rest),
+        _ => return None,
+    };
+    let mut digits = [0i32; 4];
+    let mut n = 0;
+    for &c in rest.iter().filter(|c| **c != b':') {
+        if !c.is_ascii_digit() || n == digits.len() {
+            return None;
+        }
+        digits[n] = i32::from(c - b'0');
+        n += 1;
+    }
+    let (h, m) = match n {
+        2 => (digits[0] * 10 + digits[1], 0),
+        4 => (digits[0] * 10 + digits[1], digits[2] * 10 + digits[3]),
+        _ => return None,
+    };
+    (h <= 23 && m <= 59).then_some(sign * (h * 3600 + m * 60))
 }
 
 /// Parses a `date` value. A full date-time is accepted and reduced to its UTC date.

@@ -294,29 +294,19 @@ mod tests {
 
     #[test]
     fn replay_of_the_last_commit_is_skipped_up_to_its_state() {
-        let mut t = RangeTracker::new();
-        feed(
-            &mut t,
-            &[
-                ("R", 1),
-                ("S", 10),
-                ("R", 2),
-                ("S", 11),
-                ("R", 3),
-                ("S", 12),
-            ],
-        );
-        let marker = t.marker(Some(&json!({"s": 12})), false);
-        assert_eq!(marker.states, 3);
-        let mut replay = Replay::from_marker(Some(marker));
-        let segs = segments(&[
+        let input = [
             ("R", 1),
             ("S", 10),
             ("R", 2),
             ("S", 11),
             ("R", 3),
             ("S", 12),
-        ]);
+        ];
+        let mut t = RangeTracker::new();
+        let segs = feed(&mut t, &input);
+        let marker = t.marker(Some(&json!({"s": 12})), false);
+        assert_eq!(marker.states, 3);
+        let mut replay = Replay::from_marker(Some(marker));
         assert!(matches!(replay.on_record(1), RecordDecision::Keep));
         assert!(matches!(
             replay.on_state(&segs[0]),

@@ -92,14 +92,17 @@ impl Parser {
         self.clause()
     }
 
-    fn clause(&mut self) -> Result<Expr, JqlError> {
+    /// A field name or a value: a word (not `ORDER`) or a quoted string, as a literal.
+    /// A function call is refused: the mock knows no JQL functions. `expecting` completes
+    /// Jira's "Expecting ... but got" error.
+    fn operand(&mut self, expecting: &str) -> Result<Literal, JqlError> {
         let t = self.next();
-        let name = match t.as_ref().map(|t| &t.tok) {
-            Some(Tok::Word(w)) if !w.eq_ignore_ascii_case("order") => w.clone(),
-            Some(Tok::Quoted(q)) => q.clone(),
+        let lit = match t.as_ref().map(|t| &t.tok) {
+            Some(Tok::Word(w)) if !w.eq_ignore_ascii_case("order") => Literal::Word(w.clone()),
+            Some(Tok::Quoted(q)) => Literal::Quoted(q.clone()),
             _ => {
                 return err(format!(
-                    "Error in the JQL Query: Expecting a field name but got {}.{}",
+                    "Error in the JQL Query: Expecting {expecting} but got {}.{}",
                     describe(t.as_ref()),
                     at(t.as_ref())
                 ));
@@ -113,9 +116,15 @@ impl Parser {
             })
         ) {
             return err(format!(
-                "jira-mock does not support JQL functions ('{name}(…)')."
+                "jira-mock does not support JQL functions ('{}(…)').",
+                lit.text()
             ));
         }
+        Ok(lit)
+    }
+
+    fn clause(&mut self) -> Result<Expr, JqlError> {
+        let name = self.operand("a field name")?.text().to_string();
         let field = Field::parse(&name)?;
         let op_tok = self.next();
         let op = match op_tok.as_ref().map(|t| &t.tok) {
@@ -250,31 +259,7 @@ impl Parser {
     }
 
     fn value(&mut self) -> Result<Literal, JqlError> {
-        let t = self.next();
-        let lit = match t.as_ref().map(|t| &t.tok) {
-            Some(Tok::Word(w)) if !w.eq_ignore_ascii_case("order") => Literal::Word(w.clone()),
-            Some(Tok::Quoted(q)) => Literal::Quoted(q.clone()),
-            _ => {
-                return err(format!(
-                    "Error in the JQL Query: Expecting either a value, list or function but got {}.{}",
-                    describe(t.as_ref()),
-                    at(t.as_ref())
-                ));
-            }
-        };
-        if matches!(
-            self.peek(),
-            Some(Token {
-                tok: Tok::LParen,
-                ..
-            })
-        ) {
-            return err(format!(
-                "jira-mock does not support JQL functions ('{}(…)').",
-                lit.text()
-            ));
-        }
-        Ok(lit)
+        self.operand("either a value, list or function")
     }
 
     fn order_by(&mut self) -> Result<Vec<(SortField, bool)>, JqlError> {
