@@ -1,6 +1,6 @@
 //! The conformance suite passes on both targets.
 
-use singer_e2e::{bin, root};
+use singer_e2e::{bin, outcome, root};
 
 fn conformance(target: &str) -> (bool, String) {
     let out = std::process::Command::new(bin("singer-conformance"))
@@ -10,14 +10,7 @@ fn conformance(target: &str) -> (bool, String) {
         .arg(root().join("fixtures"))
         .output()
         .expect("singer-conformance runs");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    outcome(&out)
 }
 
 #[test]

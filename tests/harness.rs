@@ -172,6 +172,18 @@ pub fn spawn_target(target: &str, config: &Path) -> Child {
         .expect("target starts")
 }
 
+/// Whether a command succeeded, and its stdout then stderr, for assertion messages.
+pub fn outcome(out: &Output) -> (bool, String) {
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// Runs a target on `input` to the end.
 pub fn run_target(target: &str, config: &Path, input: &[u8]) -> Output {
     let mut child = spawn_target(target, config);

@@ -4,22 +4,15 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::json;
-use singer_e2e::{bin, write_json};
+use singer_e2e::{spawn_target, write_json};
 
 /// Runs a target on `input`, sampling its peak resident memory (kB) until it exits.
 fn run_measured(target: &str, config: &Path, input: Vec<u8>) -> (Output, u64) {
-    let mut child = Command::new(bin(target))
-        .arg("--config")
-        .arg(config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("target");
+    let mut child = spawn_target(target, config);
     let pid = child.id();
     let mut stdin = child.stdin.take().expect("stdin");
     let writer = std::thread::spawn(move || {

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use singer_e2e::{Mock, MockConfig, bin, root, scalar};
+use singer_e2e::{Mock, MockConfig, bin, outcome, root, scalar};
 
 const MELTANO_VERSION: &str = "4.4.1";
 
@@ -50,14 +50,7 @@ fn run(meltano: &Path, project: &Path, mock: &Mock, args: &[&str]) -> (bool, Str
         .env("TAP_JIRA_START_DATE", "2000-01-01T00:00:00Z")
         .output()
         .expect("meltano runs");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    outcome(&out)
 }
 
 #[test]
