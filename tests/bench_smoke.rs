@@ -1,7 +1,7 @@
 //! `make bench` keeps working: its smoke size runs every measured system once and prints
 //! the ratio table (speed is judged by `make bench` itself, never by a test).
 
-use singer_e2e::{bin, root};
+use singer_testing::{bin, root};
 
 #[test]
 fn the_bench_runs_at_smoke_size() {

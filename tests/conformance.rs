@@ -1,6 +1,6 @@
 //! The conformance suite passes on both targets.
 
-use singer_e2e::{bin, outcome, root};
+use singer_testing::{bin, outcome, root};
 
 fn conformance(target: &str) -> (bool, String) {
     let out = std::process::Command::new(bin("singer-conformance"))

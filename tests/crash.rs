@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use singer_e2e::{bin, run_target, spawn_target, write_json};
+use singer_testing::{bin, run_target, spawn_target, write_json};
 
 const RECORDS: usize = 12_000;
 const STATE_EVERY: usize = 700;

@@ -8,7 +8,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use serde_json::json;
-use singer_e2e::{spawn_target, write_json};
+use singer_testing::{spawn_target, write_json};
 
 /// Runs a target on `input`, sampling its peak resident memory (kB) until it exits.
 fn run_measured(target: &str, config: &Path, input: Vec<u8>) -> (Output, u64) {

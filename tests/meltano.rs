@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use singer_e2e::{Mock, MockConfig, bin, outcome, root, scalar};
+use singer_testing::duckdb::scalar;
+use singer_testing::{Mock, MockConfig, bin, outcome, root};
 
 const MELTANO_VERSION: &str = "4.4.1";
 

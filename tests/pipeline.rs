@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use singer_e2e::{Mock, MockConfig, bin, pipeline, scalar, write_json};
+use singer_testing::duckdb::scalar;
+use singer_testing::{Mock, MockConfig, bin, pipeline, write_json};
 
 const EMAIL: &str = "demo@example.com";
 const TOKEN: &str = "demo-token-secret";

@@ -3,8 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use singer_core::batch::{RecordDecoder, RowMeta};
-use singer_core::schema::{SchemaOptions, StreamSchema};
+use singer_target::{RecordDecoder, RowMeta, SchemaOptions, StreamSchema};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(input) = serde_json::from_slice::<serde_json::Value>(data) else { return };

@@ -2,7 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use singer_core::schema::{RecordConformer, SchemaOptions, StreamSchema};
+use singer_tap::conform::RecordConformer;
+use singer_target::{SchemaOptions, StreamSchema};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(schema) = serde_json::from_slice::<serde_json::Value>(data) else { return };

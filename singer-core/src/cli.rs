@@ -11,10 +11,10 @@
 //!   name, description, version, capabilities, and the settings as JSON Schema with secrets
 //!   marked `secret` and `writeOnly`.
 //! * Taps: `--discover`, `--catalog`, `--properties` (legacy), `--state`, `--test`.
-//!   Targets: `--input FILE` (default stdin).
+//!   Targets: `--input FILE` (default stdin). The tap and target SDKs run them
+//!   (`singer_tap::main`, `singer_target::main`) after [`start`].
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::{Args, Parser, ValueEnum};
 use serde::de::DeserializeOwned;
@@ -416,115 +416,39 @@ pub fn deserialize_config<T: DeserializeOwned>(mut config: Map<String, Value>) -
     })
 }
 
-/// Runs a target binary: parses flags, answers `--about`, loads and validates the config,
-/// opens the sink with `open`, and loads the input. Returns the process exit code.
-pub fn target_main<S, C>(
-    about: About,
-    open: impl FnOnce(C) -> Result<(S, crate::target::TargetSettings)>,
-) -> ExitCode
-where
-    S: crate::target::Sink,
-    C: DeserializeOwned,
-{
-    let args: TargetArgs = parse_args(about.name, about.version);
-    crate::log::init(about.name, args.common.log_format);
-    if args.common.about {
-        print!("{}", about.render(args.common.format));
-        return ExitCode::SUCCESS;
-    }
-    let run = || -> Result<crate::target::RunSummary> {
-        let config = load_config(&about, &args.common.config)?;
-        let (sink, settings) = open(deserialize_config(config)?)?;
-        crate::target::install_stop_handler();
-        let stdout = std::io::stdout();
-        match &args.input {
-            Some(path) => {
-                let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-                crate::target::run(sink, &settings, file, stdout.lock())
-            }
-            None => crate::target::run(sink, &settings, std::io::stdin(), stdout.lock()),
-        }
-    };
-    match run() {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            if crate::target::STOP_REQUESTED.load(std::sync::atomic::Ordering::Relaxed) {
-                ExitCode::from(143)
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+/// A plugin's command line: the flags every plugin takes, and its own.
+pub trait PluginArgs: Parser {
+    /// The flags every plugin takes.
+    fn common(&self) -> &CommonArgs;
+}
+
+impl PluginArgs for TapArgs {
+    fn common(&self) -> &CommonArgs {
+        &self.common
     }
 }
 
-/// Runs a tap binary: parses flags, answers `--about`, loads and validates the config,
-/// builds the tap with `build`, then discovers or syncs. Returns the process exit code.
-pub fn tap_main<C>(about: About, build: impl FnOnce(C) -> Result<crate::tap::Tap>) -> ExitCode
-where
-    C: DeserializeOwned,
-{
-    let args: TapArgs = parse_args(about.name, about.version);
-    crate::log::init(about.name, args.common.log_format);
-    if args.common.about {
-        print!("{}", about.render(args.common.format));
-        return ExitCode::SUCCESS;
+impl PluginArgs for TargetArgs {
+    fn common(&self) -> &CommonArgs {
+        &self.common
     }
-    let run = || -> Result<ExitCode> {
-        let config = load_config(&about, &args.common.config)?;
-        let mut tap = build(deserialize_config(config)?)?;
-        tap.settings.verify |= args.verify;
-        if args.discover {
-            let catalog = tap.discover();
-            let mut text = serde_json::to_string_pretty(&catalog).unwrap_or_default();
-            text.push('\n');
-            use std::io::Write as _;
-            std::io::stdout()
-                .write_all(text.as_bytes())
-                .map_err(|source| Error::Stream {
-                    context: "writing the catalog",
-                    source,
-                })?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        let catalog = match (&args.catalog, &args.properties) {
-            (Some(path), _) => Some(crate::catalog::Catalog::from_file(path)?),
-            (None, Some(path)) => Some(crate::catalog::Catalog::from_legacy_properties(path)?),
-            (None, None) => None,
-        };
-        let state = match &args.state {
-            Some(path) => crate::state::State::from_file(path)?,
-            None => crate::state::State::default(),
-        };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
-        let out: Box<dyn std::io::Write + Send> = Box::new(std::io::BufWriter::with_capacity(
-            1 << 16,
-            std::io::stdout(),
-        ));
-        let test = args.test.is_some();
-        if args.test.as_deref() == Some("schema") {
-            tap.settings.state_every_records = u64::MAX;
-        }
-        let report = runtime.block_on(tap.sync(catalog.as_ref(), state, test, out))?;
-        if report.failures.is_empty() {
-            return Ok(ExitCode::SUCCESS);
-        }
-        for (stream, error) in &report.failures {
-            eprintln!("CRITICAL {stream}: {error}");
-        }
-        Ok(ExitCode::FAILURE)
-    };
-    match run() {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("CRITICAL {e}");
-            ExitCode::FAILURE
-        }
+}
+
+/// What every plugin does first: parse the command line, start logging, and answer
+/// `--about`. `None` means the run is over (`--about` was answered).
+pub fn start<A: PluginArgs>(about: &About) -> Option<A> {
+    let args: A = parse_args(about.name, about.version);
+    crate::log::init(about.name, args.common().log_format);
+    if args.common().about {
+        print!("{}", about.render(args.common().format));
+        return None;
     }
+    Some(args)
+}
+
+/// Loads, validates and deserializes the plugin's settings from `--config` sources.
+pub fn load_settings<C: DeserializeOwned>(about: &About, sources: &[String]) -> Result<C> {
+    deserialize_config(load_config(about, sources)?)
 }
 
 #[cfg(test)]

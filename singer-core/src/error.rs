@@ -1,15 +1,16 @@
-//! The crate's error type.
+//! The protocol's error type.
 //!
 //! Every variant carries the context a user needs to find the problem without a debugger:
-//! the input line, the stream, the field. Binaries add their own context with `anyhow` at the
-//! edge; the library never prints.
+//! the input line, the stream, the file. The tap and target SDKs wrap it in their own error
+//! types; binaries add context with `anyhow` at the edge; the library never prints.
 
 use std::path::PathBuf;
 
 /// A `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong in `singer-core`.
+/// Everything that can go wrong reading, writing and checking Singer messages, catalogs,
+/// state and settings.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -23,19 +24,6 @@ pub enum Error {
         /// The stream the SCHEMA message named.
         stream: String,
         /// What is wrong with it.
-        reason: String,
-    },
-
-    /// A RECORD that does not fit its stream's schema, or lacks a key property.
-    #[error("stream '{stream}', line {line}{}: {reason}", field_suffix(.field))]
-    Record {
-        /// The stream of the record.
-        stream: String,
-        /// The input line of the record (0 when it did not come from a line).
-        line: u64,
-        /// The offending property, as a JSON pointer, when known.
-        field: Option<String>,
-        /// What is wrong.
         reason: String,
     },
 
@@ -64,20 +52,6 @@ pub enum Error {
         problems: Vec<String>,
     },
 
-    /// An HTTP request that failed for good (after retries, or with a non-retriable status).
-    /// The URL never contains credentials.
-    #[error("{method} {url}: {reason}")]
-    Http {
-        /// The request method.
-        method: String,
-        /// The URL without credentials.
-        url: String,
-        /// The HTTP status, when a response arrived.
-        status: Option<u16>,
-        /// What went wrong.
-        reason: String,
-    },
-
     /// A file that could not be read or written.
     #[error("{}: {source}", .path.display())]
     Io {
@@ -98,34 +72,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// An Arrow error while building batches.
-    #[error("arrow: {0}")]
-    Arrow(#[from] arrow::error::ArrowError),
-
-    /// A failure in a target's destination, with the stream it concerned.
-    #[error("stream '{stream}': {source}")]
-    Sink {
-        /// The stream being loaded.
-        stream: String,
-        /// The destination's error.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-
-    /// A destination failure that concerns no one stream (a commit, opening the database).
-    #[error("{0}")]
-    Destination(#[source] Box<dyn std::error::Error + Send + Sync>),
-
-    /// A stream of a tap failed; the others went on.
+    /// Anything else, said in words.
     #[error("{0}")]
     Other(String),
-}
-
-fn field_suffix(field: &Option<String>) -> String {
-    match field {
-        Some(f) if !f.is_empty() => format!(", field '{f}'"),
-        _ => String::new(),
-    }
 }
 
 impl Error {
@@ -137,42 +86,11 @@ impl Error {
         }
     }
 
-    /// A record error.
-    pub fn record(
-        stream: impl Into<String>,
-        line: u64,
-        field: Option<String>,
-        reason: impl Into<String>,
-    ) -> Self {
-        Error::Record {
-            stream: stream.into(),
-            line,
-            field,
-            reason: reason.into(),
-        }
-    }
-
-    /// A destination error concerning one stream.
-    pub fn sink(
-        stream: impl Into<String>,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
-        Error::Sink {
-            stream: stream.into(),
-            source: source.into(),
-        }
-    }
-
-    /// A destination error concerning no stream in particular.
-    pub fn destination(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Error::Destination(source.into())
-    }
-
     /// The input line this error points at, if any.
     pub fn line(&self) -> Option<u64> {
         match self {
             Error::Parse(e) => Some(e.line),
-            Error::Record { line, .. } | Error::Protocol { line, .. } if *line > 0 => Some(*line),
+            Error::Protocol { line, .. } if *line > 0 => Some(*line),
             _ => None,
         }
     }

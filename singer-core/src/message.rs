@@ -442,7 +442,7 @@ fn string_list(v: Option<Value>, name: &str) -> Result<Option<Vec<String>>, Stri
 
 /// A short name of a JSON value's kind, for error messages (never the value itself, which
 /// may be a secret).
-pub(crate) fn json_kind(v: &Value) -> &'static str {
+pub fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

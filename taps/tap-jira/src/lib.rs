@@ -1,7 +1,7 @@
 //! # tap-jira
 //!
 //! A Singer tap for Jira Cloud (REST API v3 and Agile 1.0), and the proof that a REST tap
-//! on `singer-core` is a few small files: [`config`](Config) (settings and `--about`) and
+//! on `singer-tap` is a few small files: [`config`](Config) (settings and `--about`) and
 //! the stream definitions. Paging, retries, bookmarks, sub-streams and state are the
 //! runtime's.
 //!

@@ -3,13 +3,12 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use singer_core::Result;
 use singer_core::message::Record;
-use singer_core::tap::{
-    Context, OffsetPaginator, Page, PageRequest, RestClient, RestStream, SinglePage, Stream,
-    StreamInfo, TokenPaginator, async_trait, extract_records,
-};
 use singer_core::time::parse_datetime;
+use singer_tap::{
+    Context, OffsetPaginator, Page, PageRequest, RestClient, RestStream, Result, SinglePage,
+    Stream, StreamInfo, TokenPaginator, async_trait, extract_records,
+};
 
 use crate::config::Config;
 
@@ -24,7 +23,7 @@ macro_rules! schema {
 
 /// Every stream, parents before children.
 pub fn all(client: Arc<RestClient>, config: &Config) -> Vec<Arc<dyn Stream>> {
-    let page = config.page_size.max(1);
+    let page = config.tap.page_size.max(1);
     let c = || client.clone();
     let mut projects = RestStream::builder(
         schema!("projects").with_keys(&["id"]),
@@ -83,15 +82,14 @@ pub fn all(client: Arc<RestClient>, config: &Config) -> Vec<Arc<dyn Stream>> {
             .paginator(OffsetPaginator::jira(page.min(100)))
             .build(),
         ),
-        Arc::new(Issues {
-            info: schema!("issues")
-                .with_keys(&["id"])
-                .with_replication_key("updated", true),
-            client: c(),
-            projects: config.projects.clone(),
-            jql: config.jql.clone().filter(|j| !j.trim().is_empty()),
-            page_size: page.min(100),
-        }),
+        Arc::new(issues(
+            c(),
+            IssueQuery {
+                projects: config.projects.clone(),
+                jql: config.jql.clone().filter(|j| !j.trim().is_empty()),
+            },
+            page.min(100),
+        )),
         Arc::new(issue_child(
             schema!("issue_comments").with_replication_key("updated", false),
             c(),
@@ -191,16 +189,13 @@ fn issue_child(
         .build()
 }
 
-/// Issues, from `/rest/api/3/search/jql`.
-struct Issues {
-    info: StreamInfo,
-    client: Arc<RestClient>,
+/// The JQL of the `issues` stream: the user's filters, and the sync window's bounds.
+struct IssueQuery {
     projects: Vec<String>,
     jql: Option<String>,
-    page_size: usize,
 }
 
-impl Issues {
+impl IssueQuery {
     /// The JQL for a sync window: exact epoch-millisecond bounds, stable order.
     fn jql(&self, since: Option<&Value>, until: Option<&Value>) -> String {
         let millis = |v: Option<&Value>| {
@@ -227,71 +222,61 @@ impl Issues {
     }
 }
 
-#[async_trait]
-impl Stream for Issues {
-    fn info(&self) -> &StreamInfo {
-        &self.info
-    }
+/// Issues, from `/rest/api/3/search/jql` with `nextPageToken` paging, the JQL bounds from
+/// each page request's window.
+fn issues(client: Arc<RestClient>, query: IssueQuery, page_size: usize) -> RestStream {
+    let info = schema!("issues")
+        .with_keys(&["id"])
+        .with_replication_key("updated", true);
+    RestStream::builder(info, client, "/rest/api/3/search/jql")
+        .records_at("/issues")
+        .param("maxResults", page_size)
+        .param("fields", "*all")
+        .param("expand", "changelog")
+        .params_fn(move |request| vec![("jql".into(), query.jql(request.since, request.until))])
+        .paginator(TokenPaginator::new(
+            "nextPageToken",
+            "/nextPageToken",
+            Some("/isLast"),
+        ))
+        .map_record(|issue, _| Some(lift_dates(issue)))
+        .child_context(|issue, _| Some(issue_context(issue)))
+        .build()
+}
 
-    async fn fetch_page(&self, request: PageRequest<'_>) -> Result<Page> {
-        use singer_core::tap::{Paginator, RequestSpec};
-        let mut spec = RequestSpec {
-            query: vec![
-                ("jql".into(), self.jql(request.since, request.until)),
-                ("maxResults".into(), self.page_size.to_string()),
-                ("fields".into(), "*all".into()),
-                ("expand".into(), "changelog".into()),
-            ],
-            url: None,
-        };
-        let paginator = TokenPaginator::new("nextPageToken", "/nextPageToken", Some("/isLast"));
-        paginator.apply(request.position, &mut spec);
-        let mut response = self
-            .client
-            .get(
-                "/rest/api/3/search/jql",
-                &spec.query,
-                "/rest/api/3/search/jql",
-            )
-            .await?;
-        let records = extract_records(&mut response.body, "/issues", &self.info.name);
-        let next = paginator.next(request.position, &response, records.len());
-        Ok(Page { records, next })
+/// `updated` and `created` are copied to the top level: `updated` is the replication key.
+fn lift_dates(mut issue: Record) -> Record {
+    for key in ["updated", "created"] {
+        let value = issue
+            .get("fields")
+            .and_then(|f| f.get(key))
+            .cloned()
+            .unwrap_or(Value::Null);
+        issue.insert(key.into(), value);
     }
+    issue
+}
 
-    /// `updated` and `created` are copied to the top level: `updated` is the replication key.
-    fn post_process(&self, mut issue: Record, _: Option<&Context>) -> Option<Record> {
-        for key in ["updated", "created"] {
-            let value = issue
-                .get("fields")
-                .and_then(|f| f.get(key))
-                .cloned()
-                .unwrap_or(Value::Null);
-            issue.insert(key.into(), value);
+/// The context of an issue's children; a complete embedded changelog is passed on, so the
+/// changelog child needs no request.
+fn issue_context(issue: &Record) -> Context {
+    let mut ctx = context(&[
+        ("issue_id", issue.get("id").cloned().unwrap_or(Value::Null)),
+        (
+            "issue_key",
+            issue.get("key").cloned().unwrap_or(Value::Null),
+        ),
+    ]);
+    if let Some(log) = issue.get("changelog") {
+        let histories = log.get("histories").and_then(Value::as_array);
+        let total = log.get("total").and_then(Value::as_u64);
+        if let (Some(h), Some(total)) = (histories, total)
+            && h.len() as u64 >= total
+        {
+            ctx.insert(EMBEDDED.into(), Value::Array(h.clone()));
         }
-        Some(issue)
     }
-
-    fn child_context(&self, issue: &Record, _: Option<&Context>) -> Option<Context> {
-        let mut ctx = context(&[
-            ("issue_id", issue.get("id").cloned().unwrap_or(Value::Null)),
-            (
-                "issue_key",
-                issue.get("key").cloned().unwrap_or(Value::Null),
-            ),
-        ]);
-        // Pass a complete embedded changelog on, so the child needs no request.
-        if let Some(log) = issue.get("changelog") {
-            let histories = log.get("histories").and_then(Value::as_array);
-            let total = log.get("total").and_then(Value::as_u64);
-            if let (Some(h), Some(total)) = (histories, total)
-                && h.len() as u64 >= total
-            {
-                ctx.insert(EMBEDDED.into(), Value::Array(h.clone()));
-            }
-        }
-        Some(ctx)
-    }
+    ctx
 }
 
 const EMBEDDED: &str = "_embedded_changelog";
@@ -328,22 +313,16 @@ mod tests {
     use super::*;
     use serde_json::{Map, json};
 
-    fn issues(projects: &[&str], jql: Option<&str>) -> Issues {
-        Issues {
-            info: schema!("issues"),
-            client: Arc::new(
-                RestClient::new("http://127.0.0.1:1", Default::default(), Default::default())
-                    .expect("client"),
-            ),
+    fn query(projects: &[&str], jql: Option<&str>) -> IssueQuery {
+        IssueQuery {
             projects: projects.iter().map(|p| p.to_string()).collect(),
             jql: jql.map(str::to_string),
-            page_size: 100,
         }
     }
 
     #[test]
     fn jql_bounds_are_epoch_millis_whatever_the_offset() {
-        let s = issues(&["ALPHA", "BETA"], Some("issuetype = Bug"));
+        let s = query(&["ALPHA", "BETA"], Some("issuetype = Bug"));
         let since = json!("2024-01-15T12:23:45.123+0200");
         let until = json!("2024-02-01T00:00:00Z");
         assert_eq!(
@@ -351,14 +330,18 @@ mod tests {
             "updated >= 1705314225123 AND updated <= 1706745600000 AND project in (\"ALPHA\", \"BETA\") AND (issuetype = Bug) ORDER BY updated ASC, id ASC"
         );
         assert_eq!(
-            issues(&[], None).jql(None, None),
+            query(&[], None).jql(None, None),
             "updated >= 0 ORDER BY updated ASC, id ASC"
         );
     }
 
     #[test]
     fn issues_lift_updated_and_pass_complete_changelogs() {
-        let s = issues(&[], None);
+        let client = Arc::new(
+            RestClient::new("http://127.0.0.1:1", Default::default(), Default::default())
+                .expect("client"),
+        );
+        let s = issues(client, query(&[], None), 100);
         let issue: Record = json!({"id": "1", "key": "A-1", "fields": {"updated": "2024-01-15T10:00:00.000+0000", "created": "2024-01-01T00:00:00.000+0000"},
             "changelog": {"total": 1, "histories": [{"id": "9"}]}}).as_object().cloned().unwrap_or_default();
         let issue = s.post_process(issue, None).unwrap_or_default();

@@ -1,89 +1,25 @@
 //! Criterion benchmark of committing Arrow batches into DuckDB (append and upsert).
 
-use std::sync::Arc;
-
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use serde_json::json;
-use singer_core::batch::{RecordDecoder, RowMeta};
-use singer_core::schema::StreamSchema;
-use singer_core::target::{
-    Commit, CommitMarker, LoadMethod, Operation, Sink, StreamChanges, TargetSettings, TargetStream,
-};
+use criterion::{Criterion, criterion_group, criterion_main};
+use singer_target::{LoadMethod, TargetSettings};
 use target_duckdb::{Config, DuckDbSink};
 
-const ROWS: usize = 20_000;
-
-fn batch_and_stream(method: LoadMethod) -> (Arc<TargetStream>, arrow::record_batch::RecordBatch) {
-    let schema = StreamSchema::new(
-        "issues",
-        &json!({"properties": {"id": {"type": "integer"}, "summary": {"type": "string"},
-            "updated": {"type": "string", "format": "date-time"},
-            "status": {"type": "object", "properties": {"name": {"type": "string"}}},
-            "labels": {"type": "array", "items": {"type": "string"}}}}),
-        vec!["id".into()],
-    )
-    .expect("schema");
-    let mut decoder = RecordDecoder::new(&schema, true);
-    for i in 0..ROWS {
-        let r = json!({"id": i, "summary": format!("summary {i} {}", "x".repeat(200)), "updated": "2024-01-15T10:23:45Z",
-            "status": {"name": "Open"}, "labels": ["a", "b"]});
-        decoder
-            .push(r.as_object().expect("obj"), &RowMeta::default(), 0)
-            .expect("push");
-    }
-    let stream = Arc::new(TargetStream {
-        arrow_schema: decoder.schema().clone(),
-        schema,
-        load_method: method,
-    });
-    (
-        stream,
-        decoder
-            .finish(chrono::Utc::now())
-            .expect("finish")
-            .expect("rows"),
-    )
-}
-
 fn bench(c: &mut Criterion) {
-    let mut group = c.benchmark_group("duckdb_commit");
-    group.throughput(Throughput::Elements(ROWS as u64));
-    group.sample_size(10);
-    for method in [LoadMethod::AppendOnly, LoadMethod::Upsert] {
-        let (stream, batch) = batch_and_stream(method);
-        group.bench_function(format!("{method:?}"), |b| {
-            b.iter_batched(
-                || {
-                    let dir = tempfile::tempdir().expect("tmp");
-                    let config = Config {
-                        path: dir.path().join("b.duckdb"),
-                        default_target_schema: "main".into(),
-                        memory_limit: "256MB".into(),
-                        threads: None,
-                        target: TargetSettings::default(),
-                    };
-                    (DuckDbSink::open(&config).expect("open"), dir)
-                },
-                |(mut sink, _dir)| {
-                    sink.commit(Commit {
-                        streams: vec![StreamChanges {
-                            stream: stream.clone(),
-                            operations: vec![
-                                Operation::Schema(stream.clone()),
-                                Operation::Rows(batch.clone()),
-                            ],
-                            first_in_run: true,
-                        }],
-                        marker: CommitMarker::default(),
-                        end_of_input: false,
-                    })
-                    .expect("commit")
-                },
-                BatchSize::PerIteration,
-            )
-        });
-    }
-    group.finish();
+    singer_testing::bench::bench_commits(
+        c,
+        "duckdb_commit",
+        &[LoadMethod::AppendOnly, LoadMethod::Upsert],
+        |dir| {
+            DuckDbSink::open(&Config {
+                path: dir.join("b.duckdb"),
+                default_target_schema: "main".into(),
+                memory_limit: "256MB".into(),
+                threads: None,
+                target: TargetSettings::default(),
+            })
+            .expect("open")
+        },
+    );
 }
 
 criterion_group!(appender, bench);

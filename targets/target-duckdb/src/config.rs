@@ -2,28 +2,38 @@
 
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 use singer_core::cli::About;
-use singer_core::target::TargetSettings;
+use singer_core::settings::settings_schema;
+use singer_target::{TargetConfig, TargetSettings};
 
 /// The target's config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct Config {
-    /// The database file; created if missing.
+    /// The DuckDB database file. Created if missing.
+    #[schemars(title = "Database Path")]
     pub path: PathBuf,
-    /// The DuckDB schema of the stream tables.
+    /// The DuckDB schema that holds the stream tables (created if missing).
     #[serde(default = "default_schema")]
+    #[schemars(title = "Default Target Schema")]
     pub default_target_schema: String,
-    /// DuckDB's `memory_limit`.
+    /// DuckDB's memory_limit for the load.
     #[serde(default = "default_memory_limit")]
     pub memory_limit: String,
-    /// DuckDB's `threads`.
+    /// DuckDB's worker threads (default: all cores).
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub threads: Option<u32>,
     /// Settings every target shares.
     #[serde(flatten)]
     pub target: TargetSettings,
+}
+
+impl TargetConfig for Config {
+    fn target_settings(&self) -> &TargetSettings {
+        &self.target
+    }
 }
 
 fn default_schema() -> String {
@@ -36,23 +46,6 @@ fn default_memory_limit() -> String {
 
 /// What `--about` reports.
 pub fn about() -> About {
-    let mut properties = json!({
-        "path": {"type": "string", "title": "Database Path",
-            "description": "The DuckDB database file. Created if missing."},
-        "default_target_schema": {"type": ["string", "null"], "default": "main",
-            "title": "Default Target Schema",
-            "description": "The DuckDB schema that holds the stream tables (created if missing)."},
-        "memory_limit": {"type": ["string", "null"], "default": "256MB",
-            "description": "DuckDB's memory_limit for the load."},
-        "threads": {"type": ["integer", "null"], "minimum": 1,
-            "description": "DuckDB's worker threads (default: all cores)."}
-    });
-    if let (Some(p), Some(common)) = (
-        properties.as_object_mut(),
-        TargetSettings::settings_schema().as_object().cloned(),
-    ) {
-        p.extend(common);
-    }
     About {
         name: "target-duckdb",
         description: "Loads a Singer stream into a DuckDB database file: Arrow batches, one transaction per commit, state emitted only after the data it covers is committed, exactly once across crashes.",
@@ -66,6 +59,26 @@ pub fn about() -> About {
             "soft-delete",
             "target-schema",
         ],
-        settings: json!({"type": "object", "properties": properties, "required": ["path"]}),
+        settings: settings_schema::<Config>(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn about_lists_own_and_shared_settings() {
+        let settings = about().settings;
+        assert_eq!(settings["required"], json!(["path"]));
+        let p = &settings["properties"];
+        assert_eq!(p["path"]["type"], json!("string"));
+        assert_eq!(p["default_target_schema"]["default"], json!("main"));
+        assert_eq!(p["memory_limit"]["default"], json!("256MB"));
+        assert_eq!(p["threads"]["type"], json!(["integer", "null"]));
+        assert_eq!(p["threads"]["minimum"], json!(1));
+        assert_eq!(p["batch_size_rows"]["default"], json!(100000));
+        assert_eq!(p["hard_delete"]["default"], json!(false));
     }
 }

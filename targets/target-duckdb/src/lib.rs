@@ -4,7 +4,7 @@
 //! DuckDB's appender, one transaction per commit.
 //!
 //! The Singer side (reading, batching, acknowledging state only after commit, replay
-//! detection) is `singer_core::target`; this crate is the [`DuckDbSink`]: how a commit
+//! detection) is `singer_target`; this crate is the [`DuckDbSink`]: how a commit
 //! becomes one DuckDB transaction.
 //!
 //! * One table per stream, in `default_target_schema` (default `main`). Stream and column

@@ -7,12 +7,10 @@ use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use duckdb::{Connection, params};
 use serde_json::Value;
-use singer_core::Error;
-use singer_core::batch::{SDC_DELETED_AT, SDC_TABLE_VERSION};
-use singer_core::schema::widen;
-use singer_core::target::{
-    Commit, CommitMarker, LoadMethod, LoadStats, Operation, Sink, TargetStream,
-};
+use singer_target::Error;
+use singer_target::metadata::{SDC_DELETED_AT, SDC_TABLE_VERSION};
+use singer_target::widen::widen;
+use singer_target::{Commit, CommitMarker, LoadMethod, LoadStats, Operation, Sink, TargetStream};
 
 use crate::config::Config;
 use crate::sql::{
@@ -400,7 +398,7 @@ impl DuckDbSink {
             self.record_stream(&stream, &final_table, stats.inserted + stats.updated)?;
             all_stats.push((name, stats));
         }
-        if commit.end_of_input {
+        if commit.swap_overwrite {
             for name in std::mem::take(&mut self.overwrite_pending) {
                 let table = sanitize(&name);
                 let stage = format!("{table}{STAGE_SUFFIX}");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, ListArray, RecordBatch, StructArray, new_null_array};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
-use singer_core::schema::UTC;
+use singer_target::fields::UTC;
 
 /// A stream or property name as a DuckDB identifier: lower case, `[a-z0-9_]`, never empty.
 /// DuckDB compares identifiers case-insensitively, so lower-casing makes collisions visible
@@ -38,7 +38,7 @@ pub fn qualified(schema: &str, table: &str) -> String {
 
 /// The DuckDB column type of an Arrow field: JSON text columns become `JSON`.
 pub fn duckdb_column_type(field: &Field) -> Result<String, String> {
-    if field.data_type() == &DataType::Utf8 && singer_core::schema::is_json_field(field) {
+    if field.data_type() == &DataType::Utf8 && singer_target::fields::is_json_field(field) {
         return Ok("JSON".into());
     }
     duckdb_type(field.data_type())

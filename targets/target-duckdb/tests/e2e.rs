@@ -2,105 +2,48 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use duckdb::Connection;
 use serde_json::{Value, json};
+use singer_testing::duckdb::{Connection, query_one, rows};
+use singer_testing::{TargetRun, bin, fixture, load_target};
 
-const BIN: &str = env!("CARGO_BIN_EXE_target-duckdb");
+const TARGET: &str = "target-duckdb";
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(name)
-}
-
-struct Run {
-    dir: tempfile::TempDir,
-    output: Output,
-}
-
-impl Run {
-    fn db(&self) -> PathBuf {
-        self.dir.path().join("out.duckdb")
-    }
+/// The database of a run, and queries on it.
+trait Database {
+    fn db(&self) -> PathBuf;
     fn conn(&self) -> Connection {
         Connection::open(self.db()).expect("open db")
     }
-    fn states(&self) -> Vec<Value> {
-        String::from_utf8_lossy(&self.output.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("stdout holds only JSON states"))
-            .collect()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.output.stderr).into_owned()
-    }
     fn query<T: duckdb::types::FromSql>(&self, sql: &str) -> T {
-        self.conn()
-            .query_row(sql, [], |r| r.get(0))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        query_one(&self.conn(), sql)
     }
     fn rows(&self, sql: &str) -> Vec<Vec<String>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
-        let mut rows = stmt.query([]).expect("query");
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().expect("row") {
-            let n = row.as_ref().column_count();
-            out.push(
-                (0..n)
-                    .map(|i| match row.get_ref(i).expect("value").to_owned() {
-                        duckdb::types::Value::Null => "NULL".to_string(),
-                        duckdb::types::Value::Text(s) => s,
-                        duckdb::types::Value::BigInt(n) => n.to_string(),
-                        duckdb::types::Value::Int(n) => n.to_string(),
-                        duckdb::types::Value::Boolean(b) => b.to_string(),
-                        duckdb::types::Value::Double(f) => f.to_string(),
-                        other => format!("{other:?}"),
-                    })
-                    .collect(),
-            );
-        }
-        out
+        rows(&self.conn(), sql)
     }
 }
 
-fn load_into(dir: tempfile::TempDir, input: &Path, extra: Value) -> Run {
-    let mut config = json!({"path": dir.path().join("out.duckdb")});
-    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
-        c.extend(e.clone());
+impl Database for TargetRun {
+    fn db(&self) -> PathBuf {
+        self.path("out.duckdb")
     }
-    let config_path = dir.path().join("config.json");
-    std::fs::write(&config_path, config.to_string()).expect("config");
-    let output = Command::new(BIN)
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--input")
-        .arg(input)
-        .output()
-        .expect("run target-duckdb");
-    Run { dir, output }
 }
 
-fn load(name: &str, extra: Value) -> Run {
+fn load_into(dir: tempfile::TempDir, input: &Path, extra: Value) -> TargetRun {
+    let config = json!({"path": dir.path().join("out.duckdb")});
+    load_target(TARGET, dir, config, &extra, input)
+}
+
+fn load(name: &str, extra: Value) -> TargetRun {
     load_into(tempfile::tempdir().expect("tmp"), &fixture(name), extra)
-}
-
-fn assert_ok(run: &Run) {
-    assert!(
-        run.output.status.success(),
-        "exit {:?}\n{}",
-        run.output.status,
-        run.stderr()
-    );
 }
 
 #[test]
 fn upsert_keeps_the_last_record_per_key() {
     // One commit per STATE: the second replaces rows of the first.
     let run = load("duplicates_with_keys.singer", json!({"batch_size_rows": 2}));
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(
         run.rows("SELECT id, status, CAST(updated_at AS VARCHAR) FROM orders ORDER BY id"),
         [
@@ -127,7 +70,7 @@ fn append_only_keeps_every_record() {
         "duplicates_with_keys.singer",
         json!({"load_method": "append-only"}),
     );
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(run.query::<i64>("SELECT count(*) FROM orders"), 6);
     assert_eq!(
         run.query::<i64>("SELECT count(DISTINCT _sdc_sequence) FROM orders"),
@@ -143,7 +86,7 @@ fn overwrite_replaces_the_table_at_the_end() {
         &fixture("duplicates_with_keys.singer"),
         json!({"load_method": "overwrite"}),
     );
-    assert_ok(&first);
+    first.assert_ok();
     assert_eq!(first.query::<i64>("SELECT count(*) FROM orders"), 6);
     let dir = first.dir;
     let second = load_into(
@@ -151,7 +94,7 @@ fn overwrite_replaces_the_table_at_the_end() {
         &fixture("duplicates_with_keys.singer"),
         json!({"load_method": "overwrite"}),
     );
-    assert_ok(&second);
+    second.assert_ok();
     assert_eq!(
         second.query::<i64>("SELECT count(*) FROM orders"),
         6,
@@ -169,7 +112,7 @@ fn overwrite_replaces_the_table_at_the_end() {
 #[test]
 fn activate_version_deletes_or_marks_older_versions() {
     let soft = load("activate_version.singer", json!({}));
-    assert_ok(&soft);
+    soft.assert_ok();
     assert_eq!(
         soft.rows("SELECT id, name, _sdc_deleted_at IS NOT NULL FROM products ORDER BY id"),
         [
@@ -181,7 +124,7 @@ fn activate_version_deletes_or_marks_older_versions() {
         ]
     );
     let hard = load("activate_version.singer", json!({"hard_delete": true}));
-    assert_ok(&hard);
+    hard.assert_ok();
     assert_eq!(
         hard.rows("SELECT id FROM products ORDER BY id"),
         [["1"], ["2"], ["5"]]
@@ -191,7 +134,7 @@ fn activate_version_deletes_or_marks_older_versions() {
 #[test]
 fn schema_changes_add_columns_and_widen_types() {
     let run = load("schema_change_mid_stream.singer", json!({}));
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(
         run.rows("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'events' AND column_name IN ('value', 'note', 'tags') ORDER BY column_name"),
         [["note", "VARCHAR"], ["tags", "VARCHAR[]"], ["value", "VARCHAR"]]
@@ -210,7 +153,7 @@ fn schema_changes_add_columns_and_widen_types() {
 #[test]
 fn nested_objects_become_structs_lists_and_json() {
     let run = load("nested_and_arrays.singer", json!({}));
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(
         run.rows("SELECT fields.status.name, fields.status.category.key, fields.labels[2], len(fields.components), fields.components[2].name, CAST(fields.created AS VARCHAR) FROM issues WHERE id = '10001'"),
         [["To Do", "new", "p1", "2", "web", "2024-01-15 10:23:45.123+00"]]
@@ -236,7 +179,7 @@ fn flattening_turns_nested_objects_into_columns() {
         "nested_and_arrays.singer",
         json!({"flattening_enabled": true, "flattening_max_depth": 2}),
     );
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(
         run.rows("SELECT fields__summary, fields__status__name FROM issues WHERE id = '10001'"),
         [["Login fails", "To Do"]]
@@ -246,7 +189,7 @@ fn flattening_turns_nested_objects_into_columns() {
 #[test]
 fn odd_names_are_sanitised_and_quoted() {
     let run = load("odd_names_and_unicode.singer", json!({}));
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(
         run.rows("SELECT display_name, e_mail, bio FROM public_users ORDER BY id"),
         [
@@ -263,7 +206,7 @@ fn odd_names_are_sanitised_and_quoted() {
         "reserved words"
     );
     let hostile = load("bad/sql_injection_names.singer", json!({}));
-    assert_ok(&hostile);
+    hostile.assert_ok();
     assert_eq!(
         hostile.query::<i64>("SELECT count(*) FROM x___drop_table_users____"),
         1
@@ -276,7 +219,7 @@ fn default_target_schema_and_bookkeeping_tables() {
         "interleaved_streams.singer",
         json!({"default_target_schema": "raw-jira"}),
     );
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(
         run.rows("SELECT stream, rows_loaded, key_properties FROM \"raw-jira\"._sdc_streams ORDER BY stream"),
         [["memberships", "30", "[\"user_id\",\"team_id\"]"], ["teams", "10", "[\"id\"]"], ["users", "30", "[\"id\"]"]]
@@ -292,7 +235,7 @@ fn default_target_schema_and_bookkeeping_tables() {
 #[test]
 fn metadata_columns_are_filled() {
     let run = load("record_metadata.singer", json!({}));
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(
         run.rows("SELECT id, CAST(_sdc_extracted_at AS VARCHAR), _sdc_received_at IS NOT NULL, _sdc_batched_at IS NOT NULL, CAST(_sdc_deleted_at AS VARCHAR) FROM metered ORDER BY id"),
         [
@@ -304,7 +247,7 @@ fn metadata_columns_are_filled() {
         "record_metadata.singer",
         json!({"add_record_metadata": false}),
     );
-    assert_ok(&plain);
+    plain.assert_ok();
     assert_eq!(
         plain.query::<i64>(
             "SELECT count(*) FROM information_schema.columns WHERE table_name = 'metered'"
@@ -316,7 +259,7 @@ fn metadata_columns_are_filled() {
 #[test]
 fn many_states_and_unknown_types() {
     let run = load("many_states.singer", json!({"batch_size_rows": 100}));
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(run.query::<i64>("SELECT count(*) FROM log_lines"), 500);
     let states = run.states();
     assert!(states.len() >= 5, "{}", states.len());
@@ -325,7 +268,7 @@ fn many_states_and_unknown_types() {
         Some(&json!({"bookmarks": {"log_lines": {"replication_key_value": 500}}}))
     );
     let run = load("unknown_message_types.singer", json!({}));
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(run.query::<i64>("SELECT count(*) FROM things"), 2);
     assert!(run.stderr().contains("unknown type"), "{}", run.stderr());
 }
@@ -431,7 +374,7 @@ fn bad_input_fails_clearly_and_keeps_acknowledged_data() {
 
 #[test]
 fn secrets_and_about() {
-    let out = Command::new(BIN)
+    let out = Command::new(bin(TARGET))
         .args(["--about", "--format", "json"])
         .output()
         .expect("about");
@@ -457,7 +400,7 @@ fn secrets_and_about() {
             "{setting}"
         );
     }
-    let md = Command::new(BIN)
+    let md = Command::new(bin(TARGET))
         .args(["--about", "--format", "markdown"])
         .output()
         .expect("about md");
@@ -473,7 +416,7 @@ fn invalid_config_lists_every_problem() {
         r#"{"batch_size_rows": "many", "load_method": "sideways"}"#,
     )
     .expect("write");
-    let out = Command::new(BIN)
+    let out = Command::new(bin(TARGET))
         .arg("--config")
         .arg(&config)
         .stdin(Stdio::null())
@@ -501,7 +444,7 @@ fn state_file_is_written_atomically_and_stdin_works() {
         json!({"path": dir.path().join("db.duckdb"), "state_file": state_file}).to_string(),
     )
     .expect("write");
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin(TARGET))
         .arg("--config")
         .arg(&config)
         .stdin(Stdio::piped())

@@ -2,13 +2,14 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use singer_core::cli::About;
-use singer_core::target::TargetSettings;
+use singer_core::settings::settings_schema;
+use singer_target::{TargetConfig, TargetSettings};
 
 /// Parquet compression codec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// Zstandard (default).
@@ -25,28 +26,39 @@ pub enum Compression {
 }
 
 /// The target's config.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct Config {
-    /// The directory that holds one dataset per stream.
+    /// Directory for the datasets: one sub-directory per stream.
+    #[schemars(title = "Destination Path")]
     pub destination_path: PathBuf,
-    /// Compression codec.
+    /// Parquet compression codec.
     #[serde(default)]
     pub compression: Compression,
-    /// Rows per row group.
+    /// Maximum rows per row group.
     #[serde(default = "default_row_group_size")]
+    #[schemars(range(min = 1))]
     pub row_group_size: usize,
     /// Start a new file after this many rows.
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub max_rows_per_file: Option<usize>,
     /// Start a new file after about this many megabytes.
     #[serde(default)]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub max_file_size_mb: Option<f64>,
-    /// A column, or `day(col)` / `month(col)` of a date-time column, to partition by.
+    /// Hive partitioning: a column name, or day(col) / month(col) of a date-time column.
+    /// Written as col=value/ directories.
     #[serde(default)]
     pub partition_by: Option<String>,
     /// Settings every target shares.
     #[serde(flatten)]
     pub target: TargetSettings,
+}
+
+impl TargetConfig for Config {
+    fn target_settings(&self) -> &TargetSettings {
+        &self.target
+    }
 }
 
 fn default_row_group_size() -> usize {
@@ -55,26 +67,13 @@ fn default_row_group_size() -> usize {
 
 /// What `--about` reports.
 pub fn about() -> About {
-    let mut properties = json!({
-        "destination_path": {"type": "string", "title": "Destination Path",
-            "description": "Directory for the datasets: one sub-directory per stream."},
-        "compression": {"type": ["string", "null"], "enum": ["zstd", "snappy", "gzip", "lz4", "none", null], "default": "zstd",
-            "description": "Parquet compression codec."},
-        "row_group_size": {"type": ["integer", "null"], "minimum": 1, "default": 100000,
-            "description": "Maximum rows per row group."},
-        "max_rows_per_file": {"type": ["integer", "null"], "minimum": 1,
-            "description": "Start a new file after this many rows."},
-        "max_file_size_mb": {"type": ["number", "null"], "exclusiveMinimum": 0,
-            "description": "Start a new file after about this many megabytes."},
-        "partition_by": {"type": ["string", "null"],
-            "description": "Hive partitioning: a column name, or day(col) / month(col) of a date-time column. Written as col=value/ directories."}
-    });
-    if let (Some(p), Some(common)) = (
-        properties.as_object_mut(),
-        TargetSettings::settings_schema().as_object().cloned(),
-    ) {
-        p.extend(common);
-        p.remove("hard_delete");
+    let mut settings = settings_schema::<Config>();
+    // Parquet files are immutable: ACTIVATE_VERSION always drops older versions' files.
+    if let Some(props) = settings
+        .get_mut("properties")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        props.remove("hard_delete");
     }
     About {
         name: "target-parquet",
@@ -86,6 +85,28 @@ pub fn about() -> About {
             "validate-records",
             "activate-version",
         ],
-        settings: json!({"type": "object", "properties": properties, "required": ["destination_path"]}),
+        settings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn about_lists_own_and_shared_settings() {
+        let settings = about().settings;
+        assert_eq!(settings["required"], json!(["destination_path"]));
+        let p = &settings["properties"];
+        assert_eq!(
+            p["compression"]["enum"],
+            json!(["zstd", "snappy", "gzip", "lz4", "none", null])
+        );
+        assert_eq!(p["compression"]["default"], json!("zstd"));
+        assert_eq!(p["row_group_size"]["default"], json!(100000));
+        assert_eq!(p["max_file_size_mb"]["exclusiveMinimum"], json!(0));
+        assert!(p.get("hard_delete").is_none());
+        assert_eq!(p["validate_records"]["default"], json!(true));
     }
 }

@@ -8,7 +8,7 @@ use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
-use singer_core::target::CommitMarker;
+use singer_target::CommitMarker;
 
 /// The commit log's file name, at the root of the destination.
 pub const COMMIT_LOG: &str = ".singer_commit.json";

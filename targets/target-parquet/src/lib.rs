@@ -5,7 +5,7 @@
 //! table.
 //!
 //! The Singer side (reading, batching, state after commit, replay detection) is
-//! `singer_core::target`; this crate is the [`ParquetSink`]: how a commit becomes files.
+//! `singer_target`; this crate is the [`ParquetSink`]: how a commit becomes files.
 //!
 //! A commit is made durable in this order, so a crash at any point leaves either the old
 //! dataset or the new one:

@@ -12,12 +12,10 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as Codec, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use singer_core::Error;
-use singer_core::batch::SDC_TABLE_VERSION;
 use singer_core::state::{sync_dir, write_atomic};
-use singer_core::target::{
-    Commit, CommitMarker, LoadMethod, LoadStats, Operation, Sink, TargetStream,
-};
+use singer_target::Error;
+use singer_target::metadata::SDC_TABLE_VERSION;
+use singer_target::{Commit, CommitMarker, LoadMethod, LoadStats, Operation, Sink, TargetStream};
 
 use crate::config::{Compression, Config};
 use crate::layout::{self, COMMIT_LOG, CommitLog, PartitionSpec, dir_name, hive_value};
@@ -79,7 +77,7 @@ impl ParquetSink {
             .as_deref()
             .map(PartitionSpec::parse)
             .transpose()
-            .map_err(|e| Error::Config { problems: vec![e] })?;
+            .map_err(|e| Error::config(vec![e]))?;
         let log_path = root.join(COMMIT_LOG);
         let log: CommitLog = if log_path.exists() {
             let text = std::fs::read_to_string(&log_path).map_err(io(&log_path))?;
@@ -149,7 +147,7 @@ impl ParquetSink {
         &self,
         seq: u64,
         dir: &str,
-        changes: &singer_core::target::StreamChanges,
+        changes: &singer_target::StreamChanges,
         written: &mut Written,
         stats: &mut LoadStats,
     ) -> Result<()> {
@@ -414,7 +412,7 @@ impl Sink for ParquetSink {
                 self.write_stream(seq, &dir, changes, &mut written, &mut stats)?;
                 all_stats.push((name, stats));
             }
-            if commit.end_of_input {
+            if commit.swap_overwrite {
                 for (name, from) in std::mem::take(&mut overwrite_from) {
                     let dir = self.root.join(dir_name(&name));
                     for path in layout::data_files(&dir).map_err(io(&dir))? {

@@ -2,29 +2,17 @@
 //! parquet crate.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use duckdb::Connection;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde_json::{Value, json};
+use singer_testing::duckdb::{in_memory, parquet_scan, query_one};
+use singer_testing::{TargetRun, fixture, load_target};
 
-const BIN: &str = env!("CARGO_BIN_EXE_target-parquet");
+const TARGET: &str = "target-parquet";
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(name)
-}
-
-struct Run {
-    dir: tempfile::TempDir,
-    output: Output,
-}
-
-impl Run {
-    fn out(&self) -> PathBuf {
-        self.dir.path().join("out")
-    }
+/// The datasets of a run, and queries on them.
+trait Datasets {
+    fn out(&self) -> PathBuf;
     fn files(&self, stream_dir: &str) -> Vec<PathBuf> {
         let mut found = Vec::new();
         let mut stack = vec![self.out().join(stream_dir)];
@@ -41,61 +29,32 @@ impl Run {
         found
     }
     fn scan(&self, stream_dir: &str) -> String {
-        format!(
-            "read_parquet('{}/{stream_dir}/**/*.parquet', hive_partitioning = true, union_by_name = true)",
-            self.out().display()
-        )
+        parquet_scan(&self.out().join(stream_dir))
     }
     fn query<T: duckdb::types::FromSql>(&self, sql: &str) -> T {
-        let conn = Connection::open_in_memory().expect("duckdb");
-        conn.query_row(sql, [], |r| r.get(0))
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-    fn states(&self) -> Vec<Value> {
-        String::from_utf8_lossy(&self.output.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("only states on stdout"))
-            .collect()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.output.stderr).into_owned()
+        query_one(&in_memory(), sql)
     }
 }
 
-fn load_into(dir: tempfile::TempDir, input: &Path, extra: Value) -> Run {
-    let mut config = json!({"destination_path": dir.path().join("out")});
-    if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
-        c.extend(e.clone());
+impl Datasets for TargetRun {
+    fn out(&self) -> PathBuf {
+        self.path("out")
     }
-    let config_path = dir.path().join("config.json");
-    std::fs::write(&config_path, config.to_string()).expect("config");
-    let output = Command::new(BIN)
-        .arg("--config")
-        .arg(&config_path)
-        .arg("--input")
-        .arg(input)
-        .output()
-        .expect("run target-parquet");
-    Run { dir, output }
 }
 
-fn load(name: &str, extra: Value) -> Run {
+fn load_into(dir: tempfile::TempDir, input: &Path, extra: Value) -> TargetRun {
+    let config = json!({"destination_path": dir.path().join("out")});
+    load_target(TARGET, dir, config, &extra, input)
+}
+
+fn load(name: &str, extra: Value) -> TargetRun {
     load_into(tempfile::tempdir().expect("tmp"), &fixture(name), extra)
-}
-
-fn assert_ok(run: &Run) {
-    assert!(
-        run.output.status.success(),
-        "exit {:?}\n{}",
-        run.output.status,
-        run.stderr()
-    );
 }
 
 #[test]
 fn rows_types_and_utc_timestamps_read_back() {
     let run = load("nested_and_arrays.singer", json!({}));
-    assert_ok(&run);
+    run.assert_ok();
     let scan = run.scan("issues");
     assert_eq!(run.query::<i64>(&format!("SELECT count(*) FROM {scan}")), 3);
     assert_eq!(
@@ -147,7 +106,7 @@ fn compression_and_rolling_files() {
         "many_states.singer",
         json!({"compression": "snappy", "max_rows_per_file": 120, "batch_size_rows": 1000}),
     );
-    assert_ok(&run);
+    run.assert_ok();
     let files: Vec<_> = run
         .files("log_lines")
         .into_iter()
@@ -205,7 +164,7 @@ fn hive_partitions_by_column_and_by_day() {
         "duplicates_with_keys.singer",
         json!({"partition_by": "status"}),
     );
-    assert_ok(&run);
+    run.assert_ok();
     let dirs: Vec<String> = std::fs::read_dir(run.out().join("orders"))
         .expect("dataset")
         .flatten()
@@ -223,7 +182,7 @@ fn hive_partitions_by_column_and_by_day() {
         "duplicates_with_keys.singer",
         json!({"partition_by": "day(updated_at)"}),
     );
-    assert_ok(&by_day);
+    by_day.assert_ok();
     assert!(
         by_day
             .out()
@@ -242,7 +201,7 @@ fn hive_partitions_by_column_and_by_day() {
 #[test]
 fn a_schema_change_starts_a_new_file_and_reads_as_one_table() {
     let run = load("schema_change_mid_stream.singer", json!({}));
-    assert_ok(&run);
+    run.assert_ok();
     let files: Vec<_> = run
         .files("events")
         .into_iter()
@@ -261,7 +220,7 @@ fn a_schema_change_starts_a_new_file_and_reads_as_one_table() {
 #[test]
 fn activate_version_removes_older_files_after_the_new_version() {
     let run = load("activate_version.singer", json!({}));
-    assert_ok(&run);
+    run.assert_ok();
     assert_eq!(
         run.query::<String>(&format!(
             "SELECT string_agg(CAST(id AS VARCHAR), ',' ORDER BY id) FROM {}",
@@ -279,7 +238,7 @@ fn activate_version_removes_older_files_after_the_new_version() {
 #[test]
 fn hostile_names_stay_inside_the_destination() {
     let run = load("bad/path_traversal_names.singer", json!({}));
-    assert_ok(&run);
+    run.assert_ok();
     let top: Vec<String> = std::fs::read_dir(run.out())
         .expect("out")
         .flatten()
@@ -326,7 +285,7 @@ fn a_tap_that_died_mid_segment_is_resumed_exactly_once() {
     let first_input = dir.path().join("first.singer");
     std::fs::write(&first_input, lines[..cut].join("\n") + "\n").expect("write");
     let first = load_into(dir, &first_input, json!({"batch_size_rows": 100}));
-    assert_ok(&first);
+    first.assert_ok();
     assert_eq!(
         first.query::<i64>(&format!("SELECT count(*) FROM {}", first.scan("log_lines"))),
         250
@@ -350,7 +309,7 @@ fn a_tap_that_died_mid_segment_is_resumed_exactly_once() {
     )
     .expect("write");
     let second = load_into(first.dir, &replay, json!({"batch_size_rows": 100}));
-    assert_ok(&second);
+    second.assert_ok();
     assert_eq!(
         second.query::<i64>(&format!(
             "SELECT count(*) FROM {}",
@@ -371,9 +330,9 @@ fn a_tap_that_died_mid_segment_is_resumed_exactly_once() {
 fn the_same_complete_input_twice_is_loaded_twice() {
     let dir = tempfile::tempdir().expect("tmp");
     let first = load_into(dir, &fixture("many_states.singer"), json!({}));
-    assert_ok(&first);
+    first.assert_ok();
     let second = load_into(first.dir, &fixture("many_states.singer"), json!({}));
-    assert_ok(&second);
+    second.assert_ok();
     assert_eq!(
         second.query::<i64>(&format!(
             "SELECT count(*) FROM {}",

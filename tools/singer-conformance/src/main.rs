@@ -1,8 +1,10 @@
-//! `singer-conformance`: judge any Singer target with the fixture streams.
+//! `singer-conformance`: judge any Singer target with the fixture streams, or check what a
+//! tap wrote.
 //!
 //! ```text
 //! singer-conformance --target path/to/target-duckdb
 //! singer-conformance --target path/to/other-target --config-template my.json --kind none
+//! my-tap --config c.json | singer-conformance --tap-output -
 //! ```
 //!
 //! Every `fixtures/**/NAME.singer` with a `NAME.expect.json` is piped into the target on
@@ -16,13 +18,16 @@
 //!
 //! For DuckDB and Parquet destinations (`--kind`, guessed from the binary name) the loaded
 //! rows are counted and checked with SQL too (`{t}` in a check is the stream's table or
-//! dataset). `--mode append` expects what an append-only destination holds.
+//! dataset), through target-duckdb's `duckdb-query --scalars` (`--query-bin`), so this tool
+//! links no DuckDB of its own. `--mode append` expects what an append-only destination
+//! holds.
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
+
+mod tap_output;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
@@ -33,12 +38,20 @@ use serde_json::{Map, Value};
 #[command(
     name = "singer-conformance",
     version,
-    about = "Run the fixture streams through a Singer target"
+    about = "Run the fixture streams through a Singer target, or check a tap's output"
 )]
 struct Cli {
     /// The target binary.
-    #[arg(long)]
-    target: PathBuf,
+    #[arg(
+        long,
+        required_unless_present = "tap_output",
+        conflicts_with = "tap_output"
+    )]
+    target: Option<PathBuf>,
+    /// Instead of judging a target, check a tap's captured output (`-` for stdin) against
+    /// the Singer spec: see `tap_output`.
+    #[arg(long, value_name = "FILE")]
+    tap_output: Option<PathBuf>,
     /// The destination kind, for data checks (default: guessed from the binary name).
     #[arg(long, value_enum)]
     kind: Option<Kind>,
@@ -57,6 +70,18 @@ struct Cli {
     /// Only fixtures whose name contains one of these.
     #[arg(long)]
     only: Vec<String>,
+    /// The `duckdb-query` binary that reads the loaded rows back (default: the one beside
+    /// this binary, else on PATH).
+    #[arg(long)]
+    query_bin: Option<PathBuf>,
+}
+
+fn default_query_bin() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("duckdb-query")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("duckdb-query"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -112,8 +137,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<bool> {
-    let name = cli
-        .target
+    if let Some(path) = &cli.tap_output {
+        return tap_output::check_file(path);
+    }
+    let Some(target) = cli.target.clone() else {
+        bail!("--target or --tap-output is needed");
+    };
+    let name = target
         .file_name()
         .map(|n| n.to_string_lossy().to_lowercase())
         .unwrap_or_default();
@@ -139,9 +169,10 @@ fn run(cli: Cli) -> Result<bool> {
             Kind::None => bail!("--config-template is needed for a target of unknown kind"),
         },
     };
+    let query_bin = cli.query_bin.clone().unwrap_or_else(default_query_bin);
     let strict = cli
         .strict_errors
-        .unwrap_or_else(|| built_with_singer_rs(&cli.target));
+        .unwrap_or_else(|| built_with_singer_rs(&target));
     let mut fixtures = Vec::new();
     collect(&cli.fixtures, &mut fixtures)?;
     fixtures.sort();
@@ -174,7 +205,9 @@ fn run(cli: Cli) -> Result<bool> {
             skipped += 1;
             continue;
         }
-        let problems = check(&cli.target, fixture, &expect, &template, kind, mode, strict)?;
+        let problems = check(
+            &query_bin, &target, fixture, &expect, &template, kind, mode, strict,
+        )?;
         if problems.is_empty() {
             passed += 1;
             println!("PASS {label}");
@@ -188,7 +221,7 @@ fn run(cli: Cli) -> Result<bool> {
     }
     println!(
         "\n{passed} passed, {failed} failed, {skipped} not applicable to {kind_name} ({})",
-        cli.target.display()
+        target.display()
     );
     Ok(failed == 0)
 }
@@ -232,7 +265,9 @@ fn input_states(fixture: &Path) -> Result<Vec<Value>> {
         .collect())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check(
+    query_bin: &Path,
     target: &Path,
     fixture: &Path,
     expect: &Expectation,
@@ -323,7 +358,7 @@ fn check(
         ));
     }
     if kind != Kind::None {
-        problems.extend(check_tables(dir.path(), expect, kind, mode));
+        problems.extend(check_tables(query_bin, dir.path(), expect, kind, mode)?);
     }
     Ok(problems)
 }
@@ -333,41 +368,115 @@ fn last_lines(text: &str) -> String {
     lines[lines.len().saturating_sub(3)..].join(" | ")
 }
 
-fn check_tables(dir: &Path, expect: &Expectation, kind: Kind, mode: Mode) -> Vec<String> {
-    let conn = match kind {
+/// Runs SQL through `duckdb-query --scalars`; one result per query, each the first value
+/// of the first row as text (`"NULL"` for none) or the error.
+fn scalars(query_bin: &Path, db: &str, queries: &[String]) -> Result<Vec<Result<String, String>>> {
+    let out = Command::new(query_bin)
+        .arg("--scalars")
+        .arg(db)
+        .args(queries)
+        .output()
+        .with_context(|| format!("running {}", query_bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}",
+            query_bin.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let results: Vec<_> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| match serde_json::from_str::<Value>(line) {
+            Ok(Value::String(s)) => Ok(s),
+            Ok(Value::Null) => Ok("NULL".into()),
+            Ok(other) => Err(other
+                .get("error")
+                .and_then(Value::as_str)
+                .map_or_else(|| other.to_string(), str::to_string)),
+            Err(e) => Err(format!("unreadable result {line:?}: {e}")),
+        })
+        .collect();
+    if results.len() != queries.len() {
+        bail!(
+            "{} answered {} of {} queries",
+            query_bin.display(),
+            results.len(),
+            queries.len()
+        );
+    }
+    Ok(results)
+}
+
+/// Where each stream's rows are, by the destination's own record of it: DuckDB's
+/// `_sdc_streams` table, or the Parquet commit log's directory owners. Streams it does not
+/// list (a target that keeps no such record) are looked up by their own name.
+fn relations(query_bin: &Path, dir: &Path, kind: Kind) -> Result<Map<String, Value>> {
+    Ok(match kind {
+        Kind::Duckdb => {
+            let db = dir.join("out.duckdb").display().to_string();
+            let sql = "SELECT coalesce(json_group_object(stream, table_name)::VARCHAR, '{}') FROM main._sdc_streams".to_string();
+            match scalars(query_bin, &db, &[sql])?.pop() {
+                Some(Ok(text)) => serde_json::from_str(&text).unwrap_or_default(),
+                _ => Map::new(),
+            }
+        }
+        _ => {
+            let log = dir.join("out").join(".singer_commit.json");
+            let owners = std::fs::read_to_string(log)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|v| v.get("streams").and_then(Value::as_object).cloned())
+                .unwrap_or_default();
+            owners
+                .into_iter()
+                .filter_map(|(dir, stream)| {
+                    Some((stream.as_str()?.to_string(), Value::String(dir)))
+                })
+                .collect()
+        }
+    })
+}
+
+fn check_tables(
+    query_bin: &Path,
+    dir: &Path,
+    expect: &Expectation,
+    kind: Kind,
+    mode: Mode,
+) -> Result<Vec<String>> {
+    let db = match kind {
         Kind::Duckdb => {
             let db = dir.join("out.duckdb");
             if !db.exists() {
-                return if expect.tables.is_empty() {
+                return Ok(if expect.tables.is_empty() {
                     vec![]
                 } else {
                     vec!["no database file".into()]
-                };
+                });
             }
-            duckdb::Config::default()
-                .access_mode(duckdb::AccessMode::ReadOnly)
-                .and_then(|c| duckdb::Connection::open_with_flags(&db, c))
+            db.display().to_string()
         }
-        _ => duckdb::Connection::open_in_memory(),
+        _ => ":memory:".to_string(),
     };
-    let conn = match conn {
-        Ok(c) => c,
-        Err(e) => return vec![format!("cannot open the destination: {e}")],
-    };
+    let names = relations(query_bin, dir, kind)?;
     let mut problems = Vec::new();
-    let mut seen = HashSet::new();
+    // Every query of the fixture, with what its answer should be.
+    let mut queries: Vec<(String, String, String)> = Vec::new();
     for (stream, table) in &expect.tables {
         let Ok(table) = serde_json::from_value::<TableExpectation>(table.clone()) else {
             problems.push(format!("bad expectation for {stream}"));
             continue;
         };
-        seen.insert(stream.clone());
+        let name = names
+            .get(stream)
+            .and_then(Value::as_str)
+            .unwrap_or(stream)
+            .replace('"', "\"\"");
         let relation = match kind {
-            Kind::Duckdb => format!("main.\"{}\"", target_duckdb::table_name(stream)),
+            Kind::Duckdb => format!("main.\"{name}\""),
             _ => format!(
-                "read_parquet('{}/out/{}/**/*.parquet', hive_partitioning = true, union_by_name = true)",
-                dir.display(),
-                target_parquet::dataset_dir_name(stream)
+                "read_parquet('{}/out/{name}/**/*.parquet', hive_partitioning = true, union_by_name = true)",
+                dir.display()
             ),
         };
         let rows = if mode == Mode::Append {
@@ -375,45 +484,36 @@ fn check_tables(dir: &Path, expect: &Expectation, kind: Kind, mode: Mode) -> Vec
         } else {
             table.rows
         };
-        match scalar(&conn, &format!("SELECT count(*) FROM {relation}")) {
-            Ok(n) if n == rows.to_string() => {}
-            Ok(n) => problems.push(format!("{stream}: {n} rows, expected {rows}")),
-            Err(e) => problems.push(format!("{stream}: {e}")),
-        }
+        queries.push((
+            stream.clone(),
+            format!("SELECT count(*) FROM {relation}"),
+            rows.to_string(),
+        ));
         for c in &table.checks {
             let applies = match c.mode.as_deref() {
                 Some("append") => mode == Mode::Append,
                 Some("upsert") => mode == Mode::Upsert,
                 _ => true,
             };
-            if !applies {
-                continue;
-            }
-            let sql = c.sql.replace("{t}", &relation);
-            match scalar(&conn, &sql) {
-                Ok(v) if v == c.equals => {}
-                Ok(v) => problems.push(format!(
-                    "{stream}: `{}` gave {v:?}, expected {:?}",
-                    c.sql, c.equals
-                )),
-                Err(e) => problems.push(format!("{stream}: `{}`: {e}", c.sql)),
+            if applies {
+                queries.push((
+                    stream.clone(),
+                    c.sql.replace("{t}", &relation),
+                    c.equals.clone(),
+                ));
             }
         }
     }
-    problems
-}
-
-fn scalar(conn: &duckdb::Connection, sql: &str) -> Result<String> {
-    let value: duckdb::types::Value = conn.query_row(sql, [], |r| r.get(0))?;
-    Ok(match value {
-        duckdb::types::Value::Null => "NULL".into(),
-        duckdb::types::Value::Text(s) => s,
-        duckdb::types::Value::Boolean(b) => b.to_string(),
-        duckdb::types::Value::BigInt(n) => n.to_string(),
-        duckdb::types::Value::Int(n) => n.to_string(),
-        duckdb::types::Value::HugeInt(n) => n.to_string(),
-        duckdb::types::Value::UBigInt(n) => n.to_string(),
-        duckdb::types::Value::Double(f) => f.to_string(),
-        other => format!("{other:?}"),
-    })
+    if queries.is_empty() {
+        return Ok(problems);
+    }
+    let sql: Vec<String> = queries.iter().map(|(_, q, _)| q.clone()).collect();
+    for ((stream, sql, want), got) in queries.iter().zip(scalars(query_bin, &db, &sql)?) {
+        match got {
+            Ok(v) if &v == want => {}
+            Ok(v) => problems.push(format!("{stream}: `{sql}` gave {v:?}, expected {want:?}")),
+            Err(e) => problems.push(format!("{stream}: `{sql}`: {e}")),
+        }
+    }
+    Ok(problems)
 }

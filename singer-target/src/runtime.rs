@@ -1,0 +1,684 @@
+//! The target runtime: read Singer messages, batch records into Arrow, commit, acknowledge.
+//!
+//! A target binary is a [`Sink`] (how to make a batch durable) plus [`run`]. The runtime
+//! owns everything the Singer protocol asks of a target, so every destination gets it right
+//! the same way:
+//!
+//! * **Batching.** Records are decoded straight into Arrow builders per stream
+//!   ([`crate::RecordDecoder`]). Parsing runs on its own thread, so JSON decoding and
+//!   loading use both cores.
+//! * **State only after commit.** A STATE read from the input is written to stdout only once
+//!   every record before it is durable. A commit covers the input up to the last STATE seen;
+//!   records after it stay buffered for the next commit. Commits happen when the covered
+//!   rows reach `batch_size_rows`, when buffered input reaches `batch_size_bytes`, when a
+//!   STATE has waited `batch_wait_limit_seconds`, and at end of input. Only when a tap sends
+//!   no STATE for longer than the byte budget does a commit go past the last STATE (bounded
+//!   memory wins, with a warning).
+//! * **Exactly once across a crash.** Each commit stores a [`CommitMarker`] with the data:
+//!   the state it covers and a fingerprint (record count and hash) of the input between the
+//!   previous commit's STATE and the first STATE of this one. If the target dies after a
+//!   commit but before the orchestrator saw its STATE, the orchestrator resumes from the
+//!   older state and the tap replays records that are already loaded. On start, the runtime
+//!   compares the input before its first STATE with the stored fingerprint: if they match
+//!   (same records, same state), the input is a replay, and its records are dropped until
+//!   the committed state has passed. Input that does not match is new and loaded normally.
+//! * **Bad input** stops the run with an error naming the line, stream and field. Data
+//!   covered by the last STATE before the bad line is committed and acknowledged first;
+//!   nothing after it is.
+//!
+//! ```no_run
+//! # use singer_target::*;
+//! # struct MySink;
+//! # impl Sink for MySink {
+//! #     fn last_commit(&mut self) -> singer_target::Result<Option<CommitMarker>> { Ok(None) }
+//! #     fn commit(&mut self, _: Commit) -> singer_target::Result<Vec<(String, LoadStats)>> { Ok(vec![]) }
+//! # }
+//! let summary = run(MySink, &TargetSettings::default(), std::io::stdin(), std::io::stdout())?;
+//! # Ok::<(), singer_target::Error>(())
+//! ```
+
+use std::collections::HashMap;
+use std::io::{BufReader, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use indexmap::IndexMap;
+use serde_json::Value;
+use xxhash_rust::xxh3::xxh3_64;
+
+use singer_core::Error as CoreError;
+use singer_core::message::{Message, MessageReader, SchemaMessage};
+
+use crate::buffer::StreamBuffer;
+use crate::decoder::{RecordDecoder, RowMeta};
+use crate::error::{Error, Result};
+use crate::replay::{self, RangeTracker, RecordDecision, Replay, StateDecision};
+use crate::settings::TargetSettings;
+use crate::sink::{Commit, CommitMarker, LoadMethod, LoadStats, Sink, StreamChanges, TargetStream};
+use crate::stream_schema::{SchemaOptions, StreamSchema};
+
+/// What a run did, per stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Per stream, in order of first appearance.
+    pub streams: IndexMap<String, LoadStats>,
+    /// Records read (including replayed ones that were skipped).
+    pub records_read: u64,
+    /// Records dropped because the input replayed an already committed range.
+    pub records_skipped: u64,
+    /// Commits made.
+    pub commits: u64,
+    /// STATE messages written.
+    pub states_emitted: u64,
+}
+
+/// Set by a SIGTERM/SIGINT handler: the runtime commits what the last STATE covers,
+/// acknowledges it, and stops.
+pub static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// Installs SIGTERM/SIGINT handlers that set [`STOP_REQUESTED`].
+pub fn install_stop_handler() {
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let flag = Arc::new(AtomicBool::new(false));
+        if signal_hook::flag::register(signal, flag.clone()).is_ok() {
+            std::thread::spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                STOP_REQUESTED.store(true, Ordering::SeqCst);
+            });
+        }
+    }
+}
+
+/// Runs a target: reads `input` to the end, loads through `sink`, writes acknowledged
+/// states to `output`.
+pub fn run<S: Sink>(
+    sink: S,
+    settings: &TargetSettings,
+    input: impl Read + Send + 'static,
+    output: impl Write,
+) -> Result<RunSummary> {
+    let mut runtime = Runtime::new(sink, settings.clone(), output)?;
+    let rx = spawn_reader(input);
+    let result = runtime.drive(rx);
+    runtime.finish(result)
+}
+
+/// One parsed line handed from the reader thread.
+struct Parsed {
+    line: u64,
+    message: Message,
+    bytes: usize,
+    hash: u64,
+}
+
+type Chunk = Result<Vec<Parsed>>;
+
+fn spawn_reader(input: impl Read + Send + 'static) -> Receiver<Chunk> {
+    let (tx, rx) = sync_channel::<Chunk>(16);
+    std::thread::Builder::new()
+        .name("singer-reader".into())
+        .spawn(move || {
+            let mut reader = MessageReader::new(BufReader::with_capacity(1 << 20, input));
+            let mut chunk = Vec::with_capacity(512);
+            loop {
+                // Hand over what we have before a read that may block, so a slow tap's
+                // STATE is not held back.
+                if !chunk.is_empty()
+                    && (chunk.len() >= 512 || reader.get_ref().buffer().is_empty())
+                    && tx
+                        .send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(512))))
+                        .is_err()
+                {
+                    return;
+                }
+                match reader.next_line() {
+                    Ok(Some((line, bytes))) => match Message::parse_line(line, bytes) {
+                        Ok(Some(message)) => {
+                            let hash = if matches!(message, Message::Record(_)) {
+                                xxh3_64(bytes)
+                            } else {
+                                0
+                            };
+                            chunk.push(Parsed {
+                                line,
+                                message,
+                                bytes: bytes.len(),
+                                hash,
+                            });
+                        }
+                        Ok(None) => singer_core::message::warn_unknown_type(line, bytes),
+                        Err(e) => {
+                            let _ = tx.send(Ok(chunk));
+                            let _ = tx.send(Err(CoreError::from(e).into()));
+                            return;
+                        }
+                    },
+                    Ok(None) => {
+                        let _ = tx.send(Ok(chunk));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Ok(chunk));
+                        let _ = tx.send(Err(e.into()));
+                        return;
+                    }
+                }
+            }
+        })
+        .map(|_| ())
+        .unwrap_or_else(|e| tracing::error!("cannot start the reader thread: {e}"));
+    rx
+}
+
+struct Runtime<S, W> {
+    sink: S,
+    settings: TargetSettings,
+    schema_options: SchemaOptions,
+    output: W,
+    streams: IndexMap<String, StreamBuffer>,
+    /// Streams that have been part of a commit in this run.
+    committed_streams: HashMap<String, ()>,
+    /// The last STATE read, not yet acknowledged.
+    pending_state: Option<Value>,
+    /// When `pending_state` first became non-empty since the last commit.
+    pending_since: Option<Instant>,
+    last_emitted: Option<Value>,
+    buffered_rows: usize,
+    buffered_bytes: usize,
+    covered_rows: usize,
+    covered_bytes: usize,
+    range: RangeTracker,
+    /// Whether any STATE was read in this run.
+    seen_state: bool,
+    /// The marker of the last commit, kept when a commit adds nothing to it.
+    last_marker: Option<CommitMarker>,
+    replay: Replay,
+    sequence: i64,
+    summary: RunSummary,
+    progress: Progress,
+    warned_forced: bool,
+}
+
+struct Progress {
+    last_log: Instant,
+    started: Instant,
+    read_since: HashMap<String, u64>,
+}
+
+impl<S: Sink, W: Write> Runtime<S, W> {
+    fn new(mut sink: S, settings: TargetSettings, output: W) -> Result<Self> {
+        let marker = sink.last_commit()?;
+        let replay = Replay::from_marker(marker.clone());
+        let now = Utc::now();
+        Ok(Runtime {
+            sink,
+            schema_options: settings.schema_options(),
+            settings,
+            output,
+            streams: IndexMap::new(),
+            committed_streams: HashMap::new(),
+            pending_state: None,
+            pending_since: None,
+            last_emitted: None,
+            buffered_rows: 0,
+            buffered_bytes: 0,
+            covered_rows: 0,
+            covered_bytes: 0,
+            range: RangeTracker::new(),
+            seen_state: false,
+            last_marker: marker,
+            replay,
+            // Nanoseconds since the epoch at start, then +1 per record: increases within a
+            // run and across runs.
+            sequence: now.timestamp_nanos_opt().unwrap_or(now.timestamp_micros()),
+            summary: RunSummary::default(),
+            progress: Progress {
+                last_log: Instant::now(),
+                started: Instant::now(),
+                read_since: HashMap::new(),
+            },
+            warned_forced: false,
+        })
+    }
+
+    fn drive(&mut self, rx: Receiver<Chunk>) -> Result<()> {
+        let tick = Duration::from_secs_f64(self.settings.batch_wait_limit_seconds.clamp(0.05, 1.0));
+        loop {
+            if STOP_REQUESTED.load(Ordering::Relaxed) {
+                tracing::warn!("stop requested: committing what the last STATE covers");
+                self.commit_covered()?;
+                return Err(Error::Stopped);
+            }
+            match rx.recv_timeout(tick) {
+                Ok(Ok(chunk)) => {
+                    let received_at = Utc::now().timestamp_micros();
+                    for parsed in chunk {
+                        self.handle(parsed, received_at)?;
+                    }
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            self.time_triggers()?;
+        }
+    }
+
+    /// Ends the run: on success commits everything; on error commits what the last STATE
+    /// covers, then returns the error.
+    fn finish(mut self, result: Result<()>) -> Result<RunSummary> {
+        match result {
+            Ok(()) => {
+                self.commit_all(true)?;
+                self.sink.close()?;
+                self.log_summary();
+                Ok(self.summary)
+            }
+            Err(e) => {
+                if let Err(commit_error) = self.commit_covered() {
+                    tracing::error!(
+                        "could not commit data covered by the last STATE: {commit_error}"
+                    );
+                }
+                self.log_summary();
+                Err(e)
+            }
+        }
+    }
+
+    fn handle(&mut self, parsed: Parsed, received_at: i64) -> Result<()> {
+        let Parsed {
+            line,
+            message,
+            bytes,
+            hash,
+        } = parsed;
+        match message {
+            Message::Schema(m) => self.on_schema(line, m),
+            Message::Record(m) => {
+                self.summary.records_read += 1;
+                if !self.streams.contains_key(&m.stream) {
+                    return Err(CoreError::Protocol {
+                        line,
+                        reason: format!("RECORD for stream '{}' before its SCHEMA", m.stream),
+                    }
+                    .into());
+                }
+                self.range.record(hash);
+                let decision = self.replay.on_record(hash);
+                // Overwrite streams reload whole on every run: replays never drop their rows.
+                let overwrite = self
+                    .streams
+                    .get(&m.stream)
+                    .is_some_and(|b| b.stream().load_method == LoadMethod::Overwrite);
+                if matches!(decision, RecordDecision::Skip) && !overwrite {
+                    self.summary.records_skipped += 1;
+                    return Ok(());
+                }
+                self.sequence += 1;
+                let meta = RowMeta {
+                    extracted_at: m.time_extracted,
+                    received_at_micros: received_at,
+                    sequence: self.sequence,
+                    table_version: m.version,
+                };
+                let Some(buffer) = self.streams.get_mut(&m.stream) else {
+                    return Ok(());
+                };
+                let record = buffer.stream().schema.prepare(m.record, line)?;
+                buffer.push(&record, &meta, line)?;
+                *self.progress.read_since.entry(m.stream).or_default() += 1;
+                self.buffered_rows += 1;
+                self.buffered_bytes += bytes;
+                if matches!(decision, RecordDecision::DropBuffered) {
+                    self.drop_replayed();
+                    tracing::info!(
+                        "replayed input caught up with the committed data; loading resumes"
+                    );
+                    return Ok(());
+                }
+                if self.buffered_bytes >= self.settings.batch_size_bytes {
+                    self.on_byte_budget()?;
+                }
+                Ok(())
+            }
+            Message::State(m) => self.on_state(m.value),
+            Message::ActivateVersion(m) => {
+                if self.replay.is_skipping() {
+                    return Ok(());
+                }
+                match self.streams.get_mut(&m.stream) {
+                    Some(buffer) => buffer.activate_version(m.version),
+                    None => {
+                        tracing::warn!(line, stream = %m.stream, "ACTIVATE_VERSION for a stream without SCHEMA; ignored");
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_schema(&mut self, line: u64, m: SchemaMessage) -> Result<()> {
+        if let Some(existing) = self.streams.get(&m.stream)
+            && existing.stream().schema.json_schema() == &m.schema
+            && existing.stream().key_properties() == m.key_properties.as_slice()
+        {
+            return Ok(());
+        }
+        let schema = StreamSchema::with_options(
+            &m.stream,
+            &m.schema,
+            m.key_properties,
+            &self.schema_options,
+        )
+        .map_err(|e| match e {
+            Error::Core(CoreError::Schema { stream, reason }) => CoreError::Schema {
+                stream,
+                reason: format!("line {line}: {reason}"),
+            }
+            .into(),
+            other => other,
+        })?;
+        let load_method = self
+            .settings
+            .load_method_for(&m.stream, schema.key_properties());
+        let decoder_schema = RecordDecoder::new(&schema, self.settings.add_record_metadata)
+            .schema()
+            .clone();
+        let stream = Arc::new(TargetStream {
+            arrow_schema: decoder_schema,
+            schema,
+            load_method,
+        });
+        self.sink.check_schema(&stream).map_err(|e| match e {
+            Error::Sink { stream, source } => Error::Sink {
+                stream,
+                source: format!("line {line}: {source}").into(),
+            },
+            other => other,
+        })?;
+        match self.streams.get_mut(&m.stream) {
+            Some(buffer) => buffer.change_schema(stream, self.settings.add_record_metadata),
+            None => {
+                self.summary.streams.entry(m.stream.clone()).or_default();
+                self.streams.insert(
+                    m.stream.clone(),
+                    StreamBuffer::new(stream, self.settings.add_record_metadata),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Drops everything buffered: input that replays rows already committed.
+    fn drop_replayed(&mut self) {
+        let dropped: usize = self
+            .streams
+            .values_mut()
+            .filter(|b| b.stream().load_method != LoadMethod::Overwrite)
+            .map(StreamBuffer::discard_rows)
+            .sum();
+        tracing::info!(
+            dropped,
+            "input replays rows an earlier run already committed; skipping them"
+        );
+        self.summary.records_skipped += dropped as u64;
+        let kept = self.buffered_rows.saturating_sub(dropped);
+        let kept_share = if self.buffered_rows == 0 {
+            0.0
+        } else {
+            kept as f64 / self.buffered_rows as f64
+        };
+        self.buffered_bytes = (self.buffered_bytes as f64 * kept_share) as usize;
+        self.buffered_rows = kept;
+        self.covered_rows = 0;
+        self.covered_bytes = 0;
+        self.pending_state = None;
+        self.pending_since = None;
+        self.range = RangeTracker::new();
+    }
+
+    fn on_state(&mut self, value: Value) -> Result<()> {
+        self.seen_state = true;
+        let segment = self.range.state(replay::state_hash(&value));
+        match self.replay.on_state(&segment) {
+            StateDecision::Normal => {}
+            StateDecision::StartSkipping => {
+                self.drop_replayed();
+                return self.replay_caught_up(value);
+            }
+            StateDecision::Skip => return Ok(()),
+            StateDecision::CaughtUp => {
+                self.range = RangeTracker::new();
+                return self.replay_caught_up(value);
+            }
+        }
+        for buffer in self.streams.values_mut() {
+            buffer.mark_state();
+        }
+        self.covered_rows = self.buffered_rows;
+        self.covered_bytes = self.buffered_bytes;
+        self.pending_state = Some(value);
+        self.pending_since.get_or_insert_with(Instant::now);
+        if self.covered_rows >= self.settings.batch_size_rows {
+            self.commit_covered()?;
+        }
+        Ok(())
+    }
+
+    /// The replayed input reached the committed state: echo it (the orchestrator may never
+    /// have seen it) and carry on normally.
+    fn replay_caught_up(&mut self, value: Value) -> Result<()> {
+        if self.replay.is_skipping() {
+            return Ok(());
+        }
+        tracing::info!("replayed input caught up with the committed state; loading resumes");
+        self.emit_state(&value)
+    }
+
+    fn on_byte_budget(&mut self) -> Result<()> {
+        if self.covered_rows > 0 {
+            self.commit_covered()?;
+        }
+        if self.buffered_bytes >= self.settings.batch_size_bytes {
+            if !self.warned_forced {
+                tracing::warn!(
+                    batch_size_bytes = self.settings.batch_size_bytes,
+                    "no STATE for longer than the byte budget: committing past the last STATE to bound memory"
+                );
+                self.warned_forced = true;
+            }
+            if self.replay.is_undecided() {
+                tracing::warn!(
+                    "cannot tell within the byte budget whether the input replays committed rows; treating it as new (append-only streams may repeat rows of the last commit)"
+                );
+                self.replay = Replay::Off;
+            }
+            self.commit_all(false)?;
+        }
+        Ok(())
+    }
+
+    fn time_triggers(&mut self) -> Result<()> {
+        if let Some(since) = self.pending_since
+            && since.elapsed().as_secs_f64() >= self.settings.batch_wait_limit_seconds
+        {
+            self.commit_covered()?;
+        }
+        if self.progress.last_log.elapsed() >= Duration::from_secs(5) {
+            let secs = self.progress.last_log.elapsed().as_secs_f64();
+            for (stream, n) in self.progress.read_since.drain() {
+                if n > 0 {
+                    tracing::info!(
+                        stream = %stream,
+                        records = n,
+                        records_per_second = (n as f64 / secs).round(),
+                        "loading"
+                    );
+                }
+            }
+            self.progress.last_log = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Commits everything the last STATE covers and acknowledges that STATE.
+    fn commit_covered(&mut self) -> Result<()> {
+        let Some(state) = self.pending_state.take() else {
+            return Ok(());
+        };
+        self.pending_since = None;
+        let streams: Vec<StreamChanges> = self
+            .streams
+            .values_mut()
+            .filter_map(|b| b.take_covered())
+            .collect();
+        let marker = self.range.marker(Some(&state), false);
+        self.buffered_rows -= self.covered_rows;
+        self.buffered_bytes -= self.covered_bytes;
+        self.covered_rows = 0;
+        self.covered_bytes = 0;
+        self.commit(streams, marker, false)?;
+        self.emit_state(&state)
+    }
+
+    /// Commits everything buffered. At end of input this acknowledges the last STATE; when
+    /// forced by the byte budget it goes past it.
+    fn commit_all(&mut self, end_of_input: bool) -> Result<()> {
+        let state = self.pending_state.take();
+        self.pending_since = None;
+        let streams: Vec<StreamChanges> = self
+            .streams
+            .values_mut()
+            .filter_map(|b| b.take_all())
+            .collect();
+        let marker = match &state {
+            // Nothing read since the last commit: it still describes where the input is.
+            None if self.range.is_empty() && self.last_marker.is_some() => {
+                self.last_marker.clone().unwrap_or_default()
+            }
+            state => {
+                let last = state.as_ref().or(self.last_emitted.as_ref()).cloned();
+                self.range.marker(last.as_ref(), true)
+            }
+        };
+        self.buffered_rows = 0;
+        self.buffered_bytes = 0;
+        self.covered_rows = 0;
+        self.covered_bytes = 0;
+        // The input is complete when it ended at a STATE: the orchestrator resumes from that
+        // final state. Input that stops after records (a tap that died, or one that sends no
+        // STATE) may be replayed, and the next run checks for that.
+        let complete = end_of_input && marker.tail.is_none();
+        // Overwrite tables are swapped in when the input ends at a STATE, or when it never
+        // had one (there is nothing to resume).
+        let swap = end_of_input && (complete || !self.seen_state);
+        if end_of_input
+            && !swap
+            && streams
+                .iter()
+                .any(|s| s.stream.load_method == LoadMethod::Overwrite)
+        {
+            tracing::warn!(
+                "the input ended after records with no final STATE: overwrite tables stay in staging until a run completes"
+            );
+        }
+        if !streams.is_empty() || state.is_some() || end_of_input {
+            self.commit(streams, marker.clone(), swap)?;
+        }
+        if let Some(state) = state {
+            self.emit_state(&state)?;
+        }
+        if complete {
+            // Acknowledged: a later run starting from the same data is new input, not a replay.
+            let done = CommitMarker {
+                complete: true,
+                ..marker
+            };
+            self.commit(Vec::new(), done, false)?;
+        }
+        Ok(())
+    }
+
+    fn commit(
+        &mut self,
+        mut streams: Vec<StreamChanges>,
+        marker: CommitMarker,
+        swap_overwrite: bool,
+    ) -> Result<()> {
+        for s in &mut streams {
+            s.first_in_run = self
+                .committed_streams
+                .insert(s.stream.name().to_string(), ())
+                .is_none();
+        }
+        self.last_marker = Some(marker.clone());
+        let commit = Commit {
+            streams,
+            marker,
+            swap_overwrite,
+        };
+        let stats = self.sink.commit(commit)?;
+        self.summary.commits += 1;
+        for (stream, s) in stats {
+            self.summary.streams.entry(stream).or_default().add(&s);
+        }
+        Ok(())
+    }
+
+    fn emit_state(&mut self, state: &Value) -> Result<()> {
+        // As the SDK: an empty state, or one equal to the last, is not written.
+        if state.as_object().is_some_and(|m| m.is_empty())
+            || self.last_emitted.as_ref() == Some(state)
+        {
+            return Ok(());
+        }
+        let mut line = serde_json::to_vec(state).unwrap_or_default();
+        line.push(b'\n');
+        self.output
+            .write_all(&line)
+            .and_then(|()| self.output.flush())
+            .map_err(|source| CoreError::Stream {
+                context: "writing state to stdout",
+                source,
+            })?;
+        if let Some(path) = &self.settings.state_file {
+            singer_core::state::write_atomic(path, &line)?;
+        }
+        self.summary.states_emitted += 1;
+        self.last_emitted = Some(state.clone());
+        Ok(())
+    }
+
+    fn log_summary(&self) {
+        let secs = self.progress.started.elapsed().as_secs_f64();
+        for (stream, s) in &self.summary.streams {
+            tracing::info!(
+                stream = %stream,
+                inserted = s.inserted,
+                updated = s.updated,
+                deleted = s.deleted,
+                batches = s.batches,
+                "load summary"
+            );
+            singer_core::log::metric_counter(
+                "record_count",
+                s.inserted + s.updated,
+                &[("stream", stream.as_str())],
+            );
+        }
+        tracing::info!(
+            records = self.summary.records_read,
+            skipped_as_replayed = self.summary.records_skipped,
+            commits = self.summary.commits,
+            seconds = (secs * 100.0).round() / 100.0,
+            records_per_second = (self.summary.records_read as f64 / secs.max(1e-9)).round(),
+            "run summary"
+        );
+    }
+}

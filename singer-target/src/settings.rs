@@ -1,0 +1,133 @@
+//! [`TargetSettings`]: the settings every target shares, flattened into each target's
+//! config, with the Meltano SDK's names.
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::sink::LoadMethod;
+use crate::stream_schema::SchemaOptions;
+
+/// Settings every target shares, with the Meltano SDK's names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct TargetSettings {
+    /// Commit once the rows covered by a STATE message reach this many.
+    #[schemars(title = "Batch Size Rows", range(min = 1))]
+    pub batch_size_rows: usize,
+    /// Commit once buffered input reaches this many bytes. Bounds memory whatever the input
+    /// size.
+    #[schemars(title = "Batch Size Bytes", range(min = 1024))]
+    pub batch_size_bytes: usize,
+    /// Commit a waiting STATE after this many seconds, so a slow tap's state still advances.
+    #[schemars(title = "Batch Wait Limit Seconds", extend("exclusiveMinimum" = 0))]
+    pub batch_wait_limit_seconds: f64,
+    /// Add _sdc_extracted_at, _sdc_received_at, _sdc_batched_at, _sdc_deleted_at,
+    /// _sdc_sequence and _sdc_table_version columns.
+    #[schemars(title = "Add Record Metadata")]
+    pub add_record_metadata: bool,
+    /// Validate every record against its stream's JSON Schema; an invalid record stops the
+    /// load with an error naming the line and field.
+    #[schemars(title = "Validate Records")]
+    pub validate_records: bool,
+    /// Flatten nested objects into parent__child columns.
+    #[schemars(title = "Enable Schema Flattening")]
+    pub flattening_enabled: bool,
+    /// How many levels of nested objects to flatten (default 1 when flattening is enabled).
+    #[schemars(title = "Max Flattening Depth", range(min = 0))]
+    pub flattening_max_depth: Option<usize>,
+    /// append-only, upsert (replace rows by key) or overwrite (replace the table at the end
+    /// of the run). Default: upsert for streams with key properties, append-only otherwise.
+    pub load_method: Option<LoadMethod>,
+    /// On ACTIVATE_VERSION, delete rows of older versions instead of setting
+    /// _sdc_deleted_at.
+    #[schemars(title = "Hard Delete")]
+    pub hard_delete: bool,
+    /// Also write each acknowledged state to this file, atomically (temp file, fsync,
+    /// rename).
+    #[schemars(title = "State File")]
+    pub state_file: Option<PathBuf>,
+}
+
+impl Default for TargetSettings {
+    fn default() -> Self {
+        TargetSettings {
+            batch_size_rows: 100_000,
+            batch_size_bytes: 64 * 1024 * 1024,
+            batch_wait_limit_seconds: 30.0,
+            add_record_metadata: true,
+            validate_records: true,
+            flattening_enabled: false,
+            flattening_max_depth: None,
+            load_method: None,
+            hard_delete: false,
+            state_file: None,
+        }
+    }
+}
+
+impl TargetSettings {
+    pub(crate) fn schema_options(&self) -> SchemaOptions {
+        SchemaOptions {
+            flatten_max_depth: self
+                .flattening_enabled
+                .then(|| self.flattening_max_depth.unwrap_or(1)),
+            validate_records: self.validate_records,
+        }
+    }
+
+    pub(crate) fn load_method_for(&self, stream: &str, keys: &[String]) -> LoadMethod {
+        match self.load_method {
+            Some(LoadMethod::Upsert) if keys.is_empty() => {
+                tracing::warn!(
+                    stream,
+                    "load_method is upsert but the stream has no key properties; appending"
+                );
+                LoadMethod::AppendOnly
+            }
+            Some(m) => m,
+            None if keys.is_empty() => LoadMethod::AppendOnly,
+            None => LoadMethod::Upsert,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// The settings as `--about` listed them when they were written by hand: the derived
+    /// schema keeps every name, type, bound, default and enum.
+    #[test]
+    fn derived_schema_keeps_what_about_said() {
+        let before = json!({
+            "batch_size_rows": {"type": ["integer", "null"], "minimum": 1, "default": 100000},
+            "batch_size_bytes": {"type": ["integer", "null"], "minimum": 1024, "default": 67108864},
+            "batch_wait_limit_seconds": {"type": ["number", "null"], "exclusiveMinimum": 0, "default": 30.0},
+            "add_record_metadata": {"type": ["boolean", "null"], "default": true},
+            "validate_records": {"type": ["boolean", "null"], "default": true},
+            "flattening_enabled": {"type": ["boolean", "null"], "default": false},
+            "flattening_max_depth": {"type": ["integer", "null"], "minimum": 0},
+            "load_method": {"type": ["string", "null"], "enum": ["append-only", "upsert", "overwrite", null]},
+            "hard_delete": {"type": ["boolean", "null"], "default": false},
+            "state_file": {"type": ["string", "null"]}
+        });
+        let derived = singer_core::settings::settings_schema::<TargetSettings>();
+        let props = derived["properties"].as_object().expect("properties");
+        assert_eq!(props.len(), before.as_object().map_or(0, |b| b.len()));
+        for (name, want) in before.as_object().into_iter().flatten() {
+            let got = &props[name];
+            for (key, value) in want.as_object().into_iter().flatten() {
+                assert_eq!(&got[key], value, "{name}.{key}: {got}");
+            }
+            assert!(
+                got.get("description")
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| !d.is_empty()),
+                "{name} has a description"
+            );
+        }
+    }
+}

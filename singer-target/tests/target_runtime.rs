@@ -1,0 +1,515 @@
+//! The target runtime against an in-memory sink: what is committed, when, and what is
+//! acknowledged, including crashes between a commit and its echo.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::AsArray;
+use arrow::datatypes::Int64Type;
+use serde_json::{Value, json};
+use singer_target::Error;
+use singer_target::{
+    Commit, CommitMarker, LoadMethod, LoadStats, Operation, Sink, TargetSettings, TargetStream, run,
+};
+
+/// What a memory "database" holds; shared so a test can look after `run` consumed the sink.
+#[derive(Default, Debug)]
+struct Db {
+    /// Append-only rows per stream, by id, in load order.
+    rows: BTreeMap<String, Vec<i64>>,
+    commits: Vec<CommitMarker>,
+    /// Operation kinds of each commit, for ordering checks.
+    ops: Vec<Vec<String>>,
+    fail_commit_at: Option<usize>,
+}
+
+#[derive(Clone, Default)]
+struct MemorySink(Arc<Mutex<Db>>);
+
+impl Sink for MemorySink {
+    fn last_commit(&mut self) -> singer_target::Result<Option<CommitMarker>> {
+        Ok(self.0.lock().expect("lock").commits.last().cloned())
+    }
+
+    fn commit(&mut self, commit: Commit) -> singer_target::Result<Vec<(String, LoadStats)>> {
+        let mut db = self.0.lock().expect("lock");
+        if db.fail_commit_at == Some(db.commits.len()) {
+            return Err(Error::destination("disk full"));
+        }
+        let mut stats = Vec::new();
+        let mut kinds = Vec::new();
+        for changes in &commit.streams {
+            let name = changes.stream.name().to_string();
+            let mut s = LoadStats::default();
+            for op in &changes.operations {
+                match op {
+                    Operation::Rows(batch) => {
+                        let ids = batch
+                            .column_by_name("id")
+                            .expect("id column")
+                            .as_primitive::<Int64Type>();
+                        let rows = db.rows.entry(name.clone()).or_default();
+                        rows.extend((0..ids.len()).map(|i| ids.value(i)));
+                        s.inserted += batch.num_rows() as u64;
+                        s.batches += 1;
+                        kinds.push(format!("rows:{name}:{}", batch.num_rows()));
+                    }
+                    Operation::Schema(t) => kinds.push(format!(
+                        "schema:{}:{}",
+                        t.name(),
+                        t.arrow_schema.fields().len()
+                    )),
+                    Operation::ActivateVersion(v) => kinds.push(format!("activate:{name}:{v}")),
+                }
+            }
+            stats.push((name, s));
+        }
+        db.commits.push(commit.marker);
+        if !commit.streams.is_empty() {
+            db.ops.push(kinds);
+        }
+        Ok(stats)
+    }
+}
+
+/// Fails every write after `ok_lines` lines: the process "dies" between a commit and the
+/// echo of its state.
+struct DyingStdout {
+    lines: Arc<Mutex<Vec<String>>>,
+    ok_lines: usize,
+}
+
+impl Write for DyingStdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut lines = self.lines.lock().expect("lock");
+        if lines.len() >= self.ok_lines {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "killed"));
+        }
+        lines.push(String::from_utf8_lossy(buf).trim().to_string());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn settings(rows: usize) -> TargetSettings {
+    TargetSettings {
+        batch_size_rows: rows,
+        add_record_metadata: false,
+        ..TargetSettings::default()
+    }
+}
+
+/// SCHEMA, then `n` records with ids 1..=n, a STATE after every `every` records and at the end.
+fn stream(n: i64, every: i64) -> Vec<String> {
+    let mut lines = vec![
+        json!({"type": "SCHEMA", "stream": "s", "key_properties": ["id"],
+        "schema": {"properties": {"id": {"type": "integer"}, "v": {"type": "string"}}}})
+        .to_string(),
+    ];
+    for i in 1..=n {
+        lines.push(
+            json!({"type": "RECORD", "stream": "s", "record": {"id": i, "v": format!("row {i}")}})
+                .to_string(),
+        );
+        if i % every == 0 || i == n {
+            lines.push(json!({"type": "STATE", "value": {"bookmarks": {"s": {"replication_key_value": i}}}}).to_string());
+        }
+    }
+    lines
+}
+
+fn input(lines: &[String]) -> io::Cursor<Vec<u8>> {
+    io::Cursor::new((lines.join("\n") + "\n").into_bytes())
+}
+
+fn run_ok(sink: &MemorySink, s: &TargetSettings, lines: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    run(sink.clone(), s, input(lines), &mut out).expect("run succeeds");
+    String::from_utf8(out)
+        .expect("utf8")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn state_is_emitted_only_after_the_rows_it_covers_are_committed() {
+    let sink = MemorySink::default();
+    let out = run_ok(&sink, &settings(10), &stream(35, 5));
+    let db = sink.0.lock().expect("lock");
+    assert_eq!(db.rows["s"], (1..=35).collect::<Vec<_>>());
+    // Commits happen at the STATE where covered rows reach 10, plus the end.
+    let committed: Vec<_> = db
+        .commits
+        .iter()
+        .filter(|m| !m.complete)
+        .map(|m| m.state.clone())
+        .collect();
+    assert_eq!(committed.len(), 4, "{committed:?}");
+    assert_eq!(out.len(), 4);
+    assert!(
+        db.commits.last().is_some_and(|m| m.complete),
+        "a clean end is recorded"
+    );
+    for (line, marker) in out.iter().zip(db.commits.iter().filter(|m| !m.complete)) {
+        let emitted: Value = serde_json::from_str(line).expect("json");
+        assert_eq!(
+            Some(&emitted),
+            marker.state.as_ref(),
+            "each emitted state is a committed one"
+        );
+    }
+    assert_eq!(
+        out.last().map(String::as_str),
+        Some(r#"{"bookmarks":{"s":{"replication_key_value":35}}}"#)
+    );
+}
+
+#[test]
+fn rows_after_the_last_state_stay_buffered_until_the_next_commit() {
+    let sink = MemorySink::default();
+    // 12 rows, state at 6 and 12; batch 4 rows: first commit at state 6 covers 6 rows.
+    let mut lines = stream(12, 6);
+    // No state at the end: drop the last STATE to leave rows uncovered.
+    lines.pop();
+    let out = run_ok(&sink, &settings(4), &lines);
+    let db = sink.0.lock().expect("lock");
+    assert_eq!(
+        db.ops[0],
+        ["schema:s:2", "rows:s:6"],
+        "the first commit stops at the state"
+    );
+    assert_eq!(db.rows["s"].len(), 12, "end of input commits the rest");
+    assert_eq!(out.len(), 1, "only the one state was acknowledged");
+}
+
+#[test]
+fn a_crash_between_commit_and_echo_is_replayed_exactly_once() {
+    for (n, every, batch, die_after) in [
+        (100, 7, 20, 1),
+        (100, 7, 20, 3),
+        (57, 3, 5, 6),
+        (40, 40, 10, 0),
+        (90, 10, 10, 4),
+    ] {
+        let lines = stream(n, every);
+        let sink = MemorySink::default();
+        let emitted = Arc::new(Mutex::new(Vec::new()));
+        let dying = DyingStdout {
+            lines: emitted.clone(),
+            ok_lines: die_after,
+        };
+        let result = run(sink.clone(), &settings(batch), input(&lines), dying);
+        assert!(result.is_err(), "the run dies");
+        let emitted = emitted.lock().expect("lock").clone();
+        // The orchestrator resumes after the last state it saw.
+        let resume_at = match emitted.last() {
+            Some(last) => {
+                let want: Value = serde_json::from_str(last).expect("json");
+                lines
+                    .iter()
+                    .position(|l| {
+                        serde_json::from_str::<Value>(l)
+                            .ok()
+                            .and_then(|v| v.get("value").cloned())
+                            == Some(want.clone())
+                    })
+                    .expect("state line")
+                    + 1
+            }
+            None => 1,
+        };
+        let mut replay = vec![lines[0].clone()];
+        replay.extend_from_slice(&lines[resume_at..]);
+        let out = run_ok(&sink, &settings(batch), &replay);
+        let db = sink.0.lock().expect("lock");
+        assert_eq!(
+            db.rows["s"],
+            (1..=n).collect::<Vec<_>>(),
+            "case {n}/{every}/{batch}/{die_after}: every row exactly once"
+        );
+        assert!(
+            out.last().is_some_and(|l| l.contains(&format!(":{n}}}"))),
+            "final state acknowledged: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn identical_input_after_a_clean_run_is_new_input() {
+    // A full-table tap re-sends the same rows and state on every run: after a run that
+    // completed, nothing of it is mistaken for a replay.
+    let sink = MemorySink::default();
+    run_ok(&sink, &settings(10), &stream(30, 5));
+    run_ok(&sink, &settings(10), &stream(30, 5));
+    assert_eq!(sink.0.lock().expect("lock").rows["s"].len(), 60);
+}
+
+#[test]
+fn new_input_after_a_clean_run_is_loaded_even_if_it_looks_similar() {
+    let sink = MemorySink::default();
+    run_ok(&sink, &settings(10), &stream(10, 5));
+    // A second run with different records but the same first state value.
+    let mut lines = stream(10, 5);
+    for l in lines.iter_mut().skip(1) {
+        *l = l.replace("row ", "changed ");
+    }
+    run_ok(&sink, &settings(10), &lines);
+    assert_eq!(
+        sink.0.lock().expect("lock").rows["s"].len(),
+        20,
+        "different records are new input"
+    );
+}
+
+#[test]
+fn the_byte_budget_commits_past_a_missing_state() {
+    let sink = MemorySink::default();
+    let mut lines = stream(200, 1000);
+    lines.pop();
+    let s = TargetSettings {
+        batch_size_bytes: 2048,
+        ..settings(1_000_000)
+    };
+    let out = run_ok(&sink, &s, &lines);
+    let db = sink.0.lock().expect("lock");
+    assert!(
+        db.commits.len() > 3,
+        "memory bounded by commits: {}",
+        db.commits.len()
+    );
+    assert_eq!(db.rows["s"].len(), 200);
+    assert!(
+        out.is_empty(),
+        "no state was ever sent, none is acknowledged"
+    );
+}
+
+#[test]
+fn bad_input_keeps_acknowledged_data_and_acknowledges_nothing_after() {
+    let sink = MemorySink::default();
+    let mut lines = stream(20, 5);
+    lines.insert(
+        14,
+        r#"{"type":"RECORD","stream":"s","record":{"id":"not a number"}}"#.to_string(),
+    );
+    let mut out = Vec::new();
+    let e = run(sink.clone(), &settings(1000), input(&lines), &mut out).expect_err("bad record");
+    let text = e.to_string();
+    assert!(
+        text.contains("stream 's'") && text.contains("line 15") && text.contains("field 'id'"),
+        "{text}"
+    );
+    let out = String::from_utf8(out).expect("utf8");
+    let db = sink.0.lock().expect("lock");
+    // Line 15 comes after the STATE at record 10: rows 1..=10 are committed and acknowledged.
+    assert_eq!(db.rows["s"], (1..=10).collect::<Vec<_>>());
+    assert_eq!(
+        out.trim(),
+        r#"{"bookmarks":{"s":{"replication_key_value":10}}}"#
+    );
+}
+
+#[test]
+fn each_kind_of_bad_line_is_a_clear_error_naming_the_line() {
+    let schema = stream(1, 1)[0].clone();
+    let cases = [
+        ("{not json", "line 2", "invalid JSON"),
+        (r#"{"stream":"s","record":{}}"#, "line 2", "missing `type`"),
+        (
+            r#"{"type":"RECORD","record":{"id":1}}"#,
+            "line 2",
+            "missing `stream`",
+        ),
+        (
+            r#"{"type":"RECORD","stream":"other","record":{"id":1}}"#,
+            "line 2",
+            "before its SCHEMA",
+        ),
+        (
+            r#"{"type":"RECORD","stream":"s","record":{"v":"no id"}}"#,
+            "line 2",
+            "key property 'id'",
+        ),
+        (
+            r#"{"type":"RECORD","stream":"s","record":{"id":1,"v":5}}"#,
+            "line 2",
+            "field 'v'",
+        ),
+        ("", "line 2", "empty line"),
+    ];
+    for (bad, line, what) in cases {
+        let sink = MemorySink::default();
+        let lines = vec![schema.clone(), bad.to_string()];
+        let e = run(sink, &settings(10), input(&lines), io::sink()).expect_err(bad);
+        let text = e.to_string();
+        assert!(text.contains(line) && text.contains(what), "{bad}: {text}");
+    }
+    let sink = MemorySink::default();
+    let bytes = [
+        schema.as_bytes(),
+        b"\n{\"type\":\"RECORD\",\"stream\":\"s\",\"record\":{\"id\":1,\"v\":\"\xff\"}}\n",
+    ]
+    .concat();
+    let e = run(sink, &settings(10), io::Cursor::new(bytes), io::sink()).expect_err("utf8");
+    assert!(e.to_string().contains("line 2"), "{e}");
+}
+
+#[test]
+fn schema_changes_and_versions_keep_their_order_within_a_commit() {
+    let sink = MemorySink::default();
+    let lines: Vec<String> = [
+        json!({"type": "SCHEMA", "stream": "s", "schema": {"properties": {"id": {"type": "integer"}}}, "key_properties": ["id"]}),
+        json!({"type": "RECORD", "stream": "s", "record": {"id": 1}, "version": 7}),
+        json!({"type": "SCHEMA", "stream": "s", "schema": {"properties": {"id": {"type": "integer"}, "x": {"type": "string"}}}, "key_properties": ["id"]}),
+        json!({"type": "RECORD", "stream": "s", "record": {"id": 2, "x": "a"}, "version": 7}),
+        json!({"type": "ACTIVATE_VERSION", "stream": "s", "version": 7}),
+        json!({"type": "RECORD", "stream": "s", "record": {"id": 3, "x": "b"}, "version": 8}),
+        json!({"type": "STATE", "value": {"done": true}}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect();
+    run_ok(&sink, &settings(1000), &lines);
+    let db = sink.0.lock().expect("lock");
+    assert_eq!(
+        db.ops,
+        [[
+            "schema:s:1",
+            "rows:s:1",
+            "schema:s:2",
+            "rows:s:1",
+            "activate:s:7",
+            "rows:s:1"
+        ]]
+    );
+}
+
+#[test]
+fn load_method_defaults_follow_key_properties() {
+    let s = TargetSettings::default();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    #[derive(Clone)]
+    struct Methods(Arc<Mutex<Vec<(String, LoadMethod)>>>);
+    impl Sink for Methods {
+        fn last_commit(&mut self) -> singer_target::Result<Option<CommitMarker>> {
+            Ok(None)
+        }
+        fn check_schema(&mut self, stream: &TargetStream) -> singer_target::Result<()> {
+            self.0
+                .lock()
+                .expect("lock")
+                .push((stream.name().to_string(), stream.load_method));
+            Ok(())
+        }
+        fn commit(&mut self, _: Commit) -> singer_target::Result<Vec<(String, LoadStats)>> {
+            Ok(vec![])
+        }
+    }
+    let lines = [
+        json!({"type": "SCHEMA", "stream": "keyed", "schema": {"properties": {"id": {"type": "integer"}}}, "key_properties": ["id"]}),
+        json!({"type": "SCHEMA", "stream": "plain", "schema": {"properties": {"id": {"type": "integer"}}}, "key_properties": []}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect::<Vec<_>>();
+    run(Methods(seen.clone()), &s, input(&lines), io::sink()).expect("run");
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        [
+            ("keyed".to_string(), LoadMethod::Upsert),
+            ("plain".to_string(), LoadMethod::AppendOnly)
+        ]
+    );
+}
+
+#[test]
+fn a_failed_commit_acknowledges_nothing() {
+    let sink = MemorySink::default();
+    sink.0.lock().expect("lock").fail_commit_at = Some(1);
+    let mut out = Vec::new();
+    let e =
+        run(sink.clone(), &settings(5), input(&stream(20, 5)), &mut out).expect_err("disk full");
+    assert!(e.to_string().contains("disk full"));
+    let out = String::from_utf8(out).expect("utf8");
+    assert_eq!(
+        out.lines().count(),
+        1,
+        "only the first, committed state: {out}"
+    );
+    assert_eq!(sink.0.lock().expect("lock").rows["s"].len(), 5);
+}
+
+/// Where an orchestrator resumes: after the line of the last state the target emitted.
+fn resume_point(lines: &[String], emitted: &[String]) -> usize {
+    let Some(last) = emitted.last() else { return 1 };
+    let want: Value = serde_json::from_str(last).expect("json");
+    lines
+        .iter()
+        .rposition(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .and_then(|v| v.get("value").cloned())
+                == Some(want.clone())
+        })
+        .map_or(1, |p| p + 1)
+}
+
+fn replay_from(lines: &[String], at: usize) -> Vec<String> {
+    let mut replay = vec![lines[0].clone()];
+    replay.extend_from_slice(&lines[at..]);
+    replay
+}
+
+#[test]
+fn a_tap_that_dies_mid_segment_is_resumed_exactly_once() {
+    let lines = stream(60, 7);
+    for cut in [2, 3, 9, 10, 11, 17, 25, 40, 57, 66] {
+        let sink = MemorySink::default();
+        let out = run_ok(&sink, &settings(10), &lines[..cut]);
+        let at = resume_point(&lines, &out);
+        run_ok(&sink, &settings(10), &replay_from(&lines, at));
+        assert_eq!(
+            sink.0.lock().expect("lock").rows["s"],
+            (1..=60).collect::<Vec<_>>(),
+            "cut at line {cut}"
+        );
+    }
+}
+
+/// Without a STATE for longer than the byte budget, commits go past the last STATE (memory
+/// wins): nothing is lost, and append-only rows of a segment longer than the budget may
+/// repeat after a crash, as documented.
+#[test]
+fn commits_forced_by_the_byte_budget_lose_nothing() {
+    let lines = stream(300, 120);
+    for die_after in 0..4 {
+        let s = TargetSettings {
+            batch_size_bytes: 4096,
+            ..settings(1_000_000)
+        };
+        let sink = MemorySink::default();
+        let emitted = Arc::new(Mutex::new(Vec::new()));
+        let dying = DyingStdout {
+            lines: emitted.clone(),
+            ok_lines: die_after,
+        };
+        let _ = run(sink.clone(), &s, input(&lines), dying);
+        let at = resume_point(&lines, &emitted.lock().expect("lock"));
+        run_ok(&sink, &s, &replay_from(&lines, at));
+        let db = sink.0.lock().expect("lock");
+        assert!(
+            db.commits.iter().any(|m| m.tail.is_some()),
+            "some commits were forced past a state"
+        );
+        let distinct: std::collections::BTreeSet<i64> = db.rows["s"].iter().copied().collect();
+        assert_eq!(
+            distinct,
+            (1..=300).collect(),
+            "died after {die_after} states: nothing lost"
+        );
+    }
+}

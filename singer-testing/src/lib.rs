@@ -1,0 +1,88 @@
+//! # singer-testing
+//!
+//! The harness every end-to-end test of the toolkit needs, in one place:
+//!
+//! | item | what |
+//! |---|---|
+//! | [`bin`], [`root`], [`fixture`] | the workspace's built binaries and files |
+//! | [`write_json`], [`outcome`] | config files, and command results for assertion messages |
+//! | [`load_target`], [`TargetRun`] | a target binary over an input file, its states and logs |
+//! | [`run_target`], [`spawn_target`] | a target fed through a pipe (to feed, and to kill) |
+//! | [`pipeline`] | `tap | target` to the end |
+//! | [`Mock`] | the local Jira Cloud mock, serving in the background |
+//! | [`duckdb`] (feature `duckdb`) | DuckDB files and Parquet datasets read back |
+//! | [`bench`] | Criterion benchmarks of a sink's commits |
+
+pub mod bench;
+#[cfg(feature = "duckdb")]
+pub mod duckdb;
+mod mock;
+mod process;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+pub use mock::{Mock, MockConfig, MockHandle};
+pub use process::{Pipeline, TargetRun, load_target, pipeline, run_target, spawn_target};
+
+/// A binary of the workspace, built in the same profile as the running test.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (cargo build --release --workspace --bins, or make test)",
+        path.display()
+    );
+    path
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("root")
+        .to_path_buf()
+}
+
+/// A file under `fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("fixtures").join(name)
+}
+
+/// Writes `value` as JSON into `dir/name`.
+pub fn write_json(dir: &Path, name: &str, value: &Value) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, value.to_string()).expect("write json");
+    path
+}
+
+/// Whether a command succeeded, and its stdout then stderr, for assertion messages.
+pub fn outcome(out: &Output) -> (bool, String) {
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The JSON lines of a command's stdout: a tap's messages, or a target's states. Panics on
+/// a line that is not JSON, since stdout must carry nothing else.
+pub fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("stdout holds only JSON lines, not {l:?}: {e}"))
+        })
+        .collect()
+}
