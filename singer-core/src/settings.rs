@@ -168,6 +168,37 @@ fn allow_null(schema: &mut Map<String, Value>) {
     }
 }
 
+/// What a settings schema lost against a reference `{name: {keyword: value}}`: one line per
+/// setting missing, keyword that differs, or setting without a description. Tests hold a
+/// derived schema against the hand-written one it replaced.
+pub fn differences(settings: &Value, reference: &Value) -> Vec<String> {
+    let empty = Map::new();
+    let props = settings
+        .get("properties")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let mut out = Vec::new();
+    for (name, want) in reference.as_object().unwrap_or(&empty) {
+        let Some(got) = props.get(name) else {
+            out.push(format!("{name} is missing"));
+            continue;
+        };
+        for (key, value) in want.as_object().unwrap_or(&empty) {
+            if got.get(key) != Some(value) {
+                out.push(format!("{name}.{key}: {got}"));
+            }
+        }
+        if got
+            .get("description")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            out.push(format!("{name} has no description"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,6 +18,7 @@ use singer_tap::{
     RestClient, RestStream, RetryPolicy, Stream, StreamInfo, SyncReport, SyncSettings, Tap,
     TokenPaginator,
 };
+use singer_testing::records;
 
 // ---------------------------------------------------------------------------------------
 // A small API
@@ -272,14 +273,6 @@ async fn sync(
         .await
         .expect("sync runs");
     (report, out.messages())
-}
-
-fn records<'a>(messages: &'a [Value], stream: &str) -> Vec<&'a Value> {
-    messages
-        .iter()
-        .filter(|m| m["type"] == "RECORD" && m["stream"] == stream)
-        .map(|m| &m["record"])
-        .collect()
 }
 
 fn ids(messages: &[Value], stream: &str) -> Vec<u64> {

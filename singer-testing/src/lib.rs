@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`bin`], [`root`], [`fixture`] | the workspace's built binaries and files |
 //! | [`write_json`], [`outcome`] | config files, and command results for assertion messages |
+//! | [`json_lines`], [`records`] | a tap's messages, a stream's records |
 //! | [`load_target`], [`TargetRun`] | a target binary over an input file, its states and logs |
 //! | [`run_target`], [`spawn_target`] | a target fed through a pipe (to feed, and to kill) |
 //! | [`pipeline`] | `tap | target` to the end |
@@ -73,6 +74,15 @@ pub fn outcome(out: &Output) -> (bool, String) {
             String::from_utf8_lossy(&out.stderr)
         ),
     )
+}
+
+/// The `record`s of a stream among a tap's messages, in order.
+pub fn records<'a>(messages: &'a [Value], stream: &str) -> Vec<&'a Value> {
+    messages
+        .iter()
+        .filter(|m| m["type"] == "RECORD" && m["stream"] == stream)
+        .map(|m| &m["record"])
+        .collect()
 }
 
 /// The JSON lines of a command's stdout: a tap's messages, or a target's states. Panics on

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
-use singer_testing::{bin, json_lines, outcome, write_json};
+use singer_testing::{bin, json_lines, outcome, records, write_json};
 
 const TOKEN: &str = "tutorial-token-7c1e";
 
@@ -142,14 +142,6 @@ fn conformance(stdout: &[u8], dir: &Path) -> (bool, String) {
         .output()
         .expect("singer-conformance runs");
     outcome(&out)
-}
-
-fn records<'a>(messages: &'a [Value], stream: &str) -> Vec<&'a Value> {
-    messages
-        .iter()
-        .filter(|m| m["type"] == "RECORD" && m["stream"] == stream)
-        .map(|m| &m["record"])
-        .collect()
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 use jira_mock::{MockConfig, MockHandle, MockServer};
 use serde_json::{Value, json};
+use singer_testing::records;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tap-jira");
 const EMAIL: &str = "robot@example.com";
@@ -57,14 +58,6 @@ fn messages(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("stdout holds only Singer messages"))
-        .collect()
-}
-
-fn records<'a>(messages: &'a [Value], stream: &str) -> Vec<&'a Value> {
-    messages
-        .iter()
-        .filter(|m| m["type"] == "RECORD" && m["stream"] == stream)
-        .map(|m| &m["record"])
         .collect()
 }
 
