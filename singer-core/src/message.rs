@@ -372,15 +372,9 @@ fn parse_line(line_number: u64, line: &[u8]) -> Result<Option<Message>, ParseErr
                 bookmark_properties,
             })
         }
+        // The spec says only that a state is JSON: targets pass any value through.
         "STATE" => match e.value {
-            Some(value @ Value::Object(_)) => Message::State(StateMessage { value }),
-            Some(other) => {
-                return Err(fail(
-                    t,
-                    None,
-                    format!("`value` must be an object, found {}", json_kind(&other)),
-                ));
-            }
+            Some(value) => Message::State(StateMessage { value }),
             None => return Err(fail(t, None, "missing `value`".into())),
         },
         "ACTIVATE_VERSION" => {
@@ -734,8 +728,8 @@ mod tests {
                 .contains("`key_properties` must be a list of strings")
         );
 
-        let e = err(r#"{"type":"STATE","value":[1]}"#);
-        assert!(e.reason.contains("`value` must be an object"));
+        let e = err(r#"{"type":"STATE"}"#);
+        assert_eq!(e.reason, "missing `value`");
 
         let e = err(r#"{"type":"ACTIVATE_VERSION","stream":"s","version":"x"}"#);
         assert!(e.reason.contains("`version` must be an integer"));
@@ -782,6 +776,15 @@ mod tests {
         assert_eq!(e.line(), Some(1));
         let (line, m) = r.next_message().expect("ok").expect("some");
         assert_eq!((line, m.type_name()), (2, "STATE"));
+    }
+
+    #[test]
+    fn state_values_are_any_json() {
+        for value in [json!("checkpoint-7"), json!([1, 2]), json!(42), json!(null)] {
+            let line = json!({"type": "STATE", "value": value}).to_string();
+            let m = parse(&line).expect("parses").expect("known");
+            assert_eq!(m, Message::State(StateMessage { value }));
+        }
     }
 
     #[test]

@@ -79,17 +79,18 @@ impl StreamBuffer {
         self.mark_rows = self.decoder.len();
     }
 
-    /// Takes the changes the last STATE covers; the rest stays buffered.
-    pub fn take_covered(&mut self) -> Option<StreamChanges> {
+    /// Takes the changes the last STATE covers; the rest stays buffered. An error in
+    /// finishing the covered rows is returned, never dropped: the STATE that covers them
+    /// must not be released.
+    pub fn take_covered(&mut self) -> Result<Option<StreamChanges>> {
         let (ops, rows) = (self.mark_ops, self.mark_rows);
         self.mark_ops = 0;
         self.mark_rows = 0;
         if ops == 0 && rows == 0 {
-            return None;
+            return Ok(None);
         }
-        if rows > 0 && ops == self.log.len() && self.finish_decoder().is_err() {
-            // Cannot happen for rows already pushed whole; keep them for the final commit.
-            return None;
+        if rows > 0 && ops == self.log.len() {
+            self.finish_decoder()?;
         }
         let mut covered: Vec<Operation> = self.log.drain(..ops).collect();
         if rows > 0
@@ -103,24 +104,19 @@ impl StreamBuffer {
                 *batch = batch.slice(take, batch.num_rows() - take);
             }
         }
-        Some(self.changes(covered))
+        Ok(Some(self.changes(covered)))
     }
 
-    /// Takes every buffered change.
-    pub fn take_all(&mut self) -> Option<StreamChanges> {
+    /// Takes every buffered change; an error in finishing the rows is returned.
+    pub fn take_all(&mut self) -> Result<Option<StreamChanges>> {
         self.mark_ops = 0;
         self.mark_rows = 0;
-        if let Err(e) = self.finish_decoder() {
-            tracing::error!(
-                stream = self.current.name(),
-                "cannot finish buffered rows: {e}"
-            );
-        }
+        self.finish_decoder()?;
         if self.log.is_empty() {
-            return None;
+            return Ok(None);
         }
         let covered = std::mem::take(&mut self.log);
-        Some(self.changes(covered))
+        Ok(Some(self.changes(covered)))
     }
 
     fn changes(&mut self, operations: Vec<Operation>) -> StreamChanges {

@@ -536,8 +536,8 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         let streams: Vec<StreamChanges> = self
             .streams
             .values_mut()
-            .filter_map(|b| b.take_covered())
-            .collect();
+            .filter_map(|b| b.take_covered().transpose())
+            .collect::<Result<_>>()?;
         let marker = self.range.marker(Some(&state), false);
         self.buffered_rows -= self.covered_rows;
         self.buffered_bytes -= self.covered_bytes;
@@ -555,8 +555,8 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         let streams: Vec<StreamChanges> = self
             .streams
             .values_mut()
-            .filter_map(|b| b.take_all())
-            .collect();
+            .filter_map(|b| b.take_all().transpose())
+            .collect::<Result<_>>()?;
         let marker = match &state {
             // Nothing read since the last commit: it still describes where the input is.
             None if self.range.is_empty() && self.last_marker.is_some() => {
