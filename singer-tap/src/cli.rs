@@ -44,8 +44,13 @@ fn run<C: DeserializeOwned>(
     let config = singer_core::cli::load_settings(about, &args.common.config)?;
     let mut tap = build(config)?;
     tap.settings.verify |= args.verify;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Sync(format!("cannot start the async runtime: {e}")))?;
     if args.discover {
-        let catalog = tap.discover();
+        let catalog = runtime.block_on(tap.discover_available());
         let mut text = serde_json::to_string_pretty(&catalog).unwrap_or_default();
         text.push('\n');
         std::io::stdout()
@@ -65,11 +70,6 @@ fn run<C: DeserializeOwned>(
         Some(path) => State::from_file(path)?,
         None => State::default(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Sync(format!("cannot start the async runtime: {e}")))?;
     let out: Box<dyn std::io::Write + Send> = Box::new(std::io::BufWriter::with_capacity(
         1 << 16,
         std::io::stdout(),

@@ -153,6 +153,24 @@ impl RestClient {
         })
     }
 
+    /// One GET without retries, to ask whether the API offers an endpoint at all: the HTTP
+    /// status of the answer, or the error of the attempt when none came.
+    pub async fn probe(&self, path: &str, query: &[(String, String)]) -> Result<u16> {
+        let url = self.url_for(path, query)?;
+        match self.attempt(url, path).await {
+            Ok(response) => Ok(response.status),
+            Err(Attempt {
+                error:
+                    Error::Http {
+                        status: Some(status),
+                        ..
+                    },
+                ..
+            }) => Ok(status),
+            Err(attempt) => Err(attempt.error),
+        }
+    }
+
     async fn attempt(&self, url: Url, endpoint: &str) -> Result<Response, Attempt> {
         let shown = redact(&url);
         let started = Instant::now();

@@ -134,6 +134,31 @@ impl Tap {
         }
     }
 
+    /// The catalog of the streams the source offers: [`discover`](Self::discover) without
+    /// the streams whose [`Stream::available`] says no, nor their children. A probe that
+    /// fails (the network, the credentials) keeps its stream, with a warning: discovery
+    /// describes the tap, and the sync will say what is wrong.
+    pub async fn discover_available(&self) -> Catalog {
+        let mut missing: Vec<String> = Vec::new();
+        for stream in &self.streams {
+            let info = stream.info();
+            if info.parent.as_ref().is_some_and(|p| missing.contains(p)) {
+                missing.push(info.name.clone());
+                continue;
+            }
+            match stream.available().await {
+                Ok(true) => {}
+                Ok(false) => missing.push(info.name.clone()),
+                Err(e) => {
+                    tracing::warn!(stream = %info.name, "cannot tell whether the source offers this stream; listing it: {e}")
+                }
+            }
+        }
+        let mut catalog = self.discover();
+        catalog.streams.retain(|s| !missing.contains(&s.stream));
+        catalog
+    }
+
     /// Syncs the selected streams, writing messages to `out`. `catalog: None` selects every
     /// stream. `test` syncs one page of each top-level stream.
     pub async fn sync(

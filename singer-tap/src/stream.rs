@@ -137,6 +137,13 @@ pub trait Stream: Send + Sync {
         None
     }
 
+    /// Whether the source offers this stream at all, for APIs a site may lack (Jira's
+    /// Agile API exists only with Jira Software). Discovery leaves out a stream that
+    /// answers `false`, and its children; the default is `true`, without a request.
+    async fn available(&self) -> Result<bool> {
+        Ok(true)
+    }
+
     /// The post-transform hook: change a record, or drop it (`None`), before it is written.
     fn post_process(&self, record: Record, context: Option<&Context>) -> Option<Record> {
         let _ = context;

@@ -24,6 +24,9 @@
 //! | `GET /rest/agile/1.0/board` | agile page with `total` (cap 50) |
 //! | `GET /rest/agile/1.0/board/{id}/sprint` | agile page without `total` (cap 50); kanban → 400 |
 //!
+//! A site without Jira Software ([`MockConfig::without_jira_software`]) has no Agile API:
+//! both agile paths answer 404, as unknown paths do.
+//!
 //! `/search/jql` understands a JQL subset (see [`jql`]); its `nextPageToken` is an
 //! opaque base64 string bound to the JQL text (a token used with other JQL → 400).
 //! With `expand=changelog` each issue embeds its newest
@@ -136,6 +139,10 @@ pub struct MockConfig {
     pub slow_every: Option<u32>,
     /// Delay of slow requests, in milliseconds.
     pub slow_ms: u64,
+    /// Whether the site has Jira Software. Without it, as on a Jira Work Management or
+    /// Service Management site, the Agile API (`/rest/agile/1.0/...`) does not exist and
+    /// answers 404 like any unknown path.
+    pub jira_software: bool,
 }
 
 impl Default for MockConfig {
@@ -163,6 +170,7 @@ impl Default for MockConfig {
             cut_every: None,
             slow_every: None,
             slow_ms: 1000,
+            jira_software: true,
         }
     }
 }
@@ -176,6 +184,12 @@ impl MockConfig {
     ) -> Self {
         self.email = Some(email.into());
         self.api_token = Some(api_token.into());
+        self
+    }
+
+    /// A site without Jira Software: no Agile API.
+    pub fn without_jira_software(mut self) -> Self {
+        self.jira_software = false;
         self
     }
 

@@ -73,6 +73,9 @@ struct Cli {
     /// Delay of slow requests in milliseconds.
     #[arg(long, default_value_t = 1000)]
     slow_ms: u64,
+    /// A site without Jira Software: the Agile API answers 404.
+    #[arg(long)]
+    no_jira_software: bool,
 }
 
 impl Cli {
@@ -98,6 +101,7 @@ impl Cli {
             cut_every: self.cut_every,
             slow_every: self.slow_every,
             slow_ms: self.slow_ms,
+            jira_software: !self.no_jira_software,
             ..MockConfig::default()
         }
     }

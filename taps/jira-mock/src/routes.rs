@@ -36,9 +36,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/rest/api/3/issue/{issueIdOrKey}", get(issue))
         .route("/rest/api/3/issue/{issueIdOrKey}/comment", get(comments))
         .route("/rest/api/3/issue/{issueIdOrKey}/changelog", get(changelog))
-        .route("/rest/api/3/issue/{issueIdOrKey}/worklog", get(worklogs))
-        .route("/rest/agile/1.0/board", get(boards))
-        .route("/rest/agile/1.0/board/{boardId}/sprint", get(sprints))
+        .route("/rest/api/3/issue/{issueIdOrKey}/worklog", get(worklogs));
+    // Sites without Jira Software have no Agile API: its paths fall through to the 404.
+    let data = if state.config.jira_software {
+        data.route("/rest/agile/1.0/board", get(boards))
+            .route("/rest/agile/1.0/board/{boardId}/sprint", get(sprints))
+    } else {
+        data
+    };
+    let data = data
         // Layers added later run first: count → faults → auth → handler.
         .route_layer(from_fn_with_state(state.clone(), auth::check))
         .route_layer(from_fn_with_state(state.clone(), faults::inject))

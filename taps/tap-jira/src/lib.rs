@@ -8,7 +8,10 @@
 //! Streams: `users`, `fields`, `projects`, `statuses`, `priorities`, `issues` (incremental
 //! on `updated`, sorted), its children `issue_comments`, `issue_changelogs` and
 //! `issue_worklogs` (incremental per issue, each row carrying `issue_id` and `issue_key`),
-//! and `boards` with their child `sprints` (each row carrying `board_id`).
+//! and `boards` with their child `sprints` (each row carrying `board_id`). Boards and
+//! sprints come from the Agile API, which only sites with Jira Software have: elsewhere it
+//! answers 404, and discovery leaves both streams out while a sync skips them with one
+//! warning.
 //!
 //! Issues come from `GET /rest/api/3/search/jql` with `nextPageToken` paging. The JQL bounds
 //! are epoch milliseconds (`updated >= 1705314225000`), exact whatever the user's time zone,

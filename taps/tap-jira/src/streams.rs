@@ -113,22 +113,19 @@ pub fn all(client: Arc<RestClient>, config: &Config) -> Vec<Arc<dyn Stream>> {
             "/worklogs",
             page,
         )),
-        Arc::new(
-            RestStream::builder(
-                schema!("boards").with_keys(&["id"]),
-                c(),
-                "/rest/agile/1.0/board",
-            )
-            .records_at("/values")
-            .paginator(OffsetPaginator::jira(page.min(50)))
-            .child_context(|board, _| {
-                // Only scrum boards have sprints; Jira answers 400 for the others.
-                (board.get("type").and_then(Value::as_str) == Some("scrum")).then(|| {
-                    context(&[("board_id", board.get("id").cloned().unwrap_or(Value::Null))])
+        Arc::new(Agile {
+            inner: RestStream::builder(schema!("boards").with_keys(&["id"]), c(), AGILE_PATH)
+                .records_at("/values")
+                .paginator(OffsetPaginator::jira(page.min(50)))
+                .child_context(|board, _| {
+                    // Only scrum boards have sprints; Jira answers 400 for the others.
+                    (board.get("type").and_then(Value::as_str) == Some("scrum")).then(|| {
+                        context(&[("board_id", board.get("id").cloned().unwrap_or(Value::Null))])
+                    })
                 })
-            })
-            .build(),
-        ),
+                .build(),
+            client: c(),
+        }),
         Arc::new(
             RestStream::builder(
                 schema!("sprints")
@@ -277,6 +274,54 @@ fn issue_context(issue: &Record) -> Context {
         }
     }
     ctx
+}
+
+/// Boards, from the Agile API, which only sites with Jira Software have: elsewhere it
+/// answers 404. Discovery leaves boards and sprints out of the catalog there, and a sync
+/// skips them with one warning instead of failing.
+struct Agile {
+    inner: RestStream,
+    client: Arc<RestClient>,
+}
+
+const AGILE_PATH: &str = "/rest/agile/1.0/board";
+const NO_JIRA_SOFTWARE: &str =
+    "this site has no Jira Software (the Agile API answers 404): skipping boards and sprints";
+
+#[async_trait]
+impl Stream for Agile {
+    fn info(&self) -> &StreamInfo {
+        self.inner.info()
+    }
+
+    async fn available(&self) -> Result<bool> {
+        let status = self
+            .client
+            .probe(AGILE_PATH, &[("maxResults".into(), "1".into())])
+            .await?;
+        if status == 404 {
+            tracing::warn!("{NO_JIRA_SOFTWARE}");
+        }
+        Ok(status != 404)
+    }
+
+    async fn fetch_page(&self, request: PageRequest<'_>) -> Result<Page> {
+        match self.inner.fetch_page(request).await {
+            Err(e) if e.http_status() == Some(404) && request.position.is_none() => {
+                tracing::warn!("{NO_JIRA_SOFTWARE}");
+                Ok(Page::default())
+            }
+            other => other,
+        }
+    }
+
+    fn child_context(&self, record: &Record, context: Option<&Context>) -> Option<Context> {
+        self.inner.child_context(record, context)
+    }
+
+    fn post_process(&self, record: Record, context: Option<&Context>) -> Option<Record> {
+        self.inner.post_process(record, context)
+    }
 }
 
 const EMBEDDED: &str = "_embedded_changelog";

@@ -448,3 +448,42 @@ fn endless_server_errors_fail_clearly_after_bounded_retries() {
     assert!(started.elapsed() < std::time::Duration::from_secs(120));
     assert!(!stderr.contains(TOKEN));
 }
+
+#[test]
+fn a_site_without_jira_software_skips_boards_and_sprints_with_one_warning() {
+    let site = Site::start(MockConfig::default().without_jira_software());
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = site.config(dir.path(), json!({}));
+    let discover = tap(&[
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--discover".as_ref(),
+    ]);
+    assert!(
+        discover.status.success(),
+        "{}",
+        String::from_utf8_lossy(&discover.stderr)
+    );
+    let catalog: Value = serde_json::from_slice(&discover.stdout).expect("catalog");
+    let names: Vec<&str> = catalog["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .filter_map(|s| s["stream"].as_str())
+        .collect();
+    assert_eq!(names.len(), 9, "{names:?}");
+    assert!(!names.contains(&"boards") && !names.contains(&"sprints"));
+
+    // Without a catalog every stream is synced: boards answer 404 and are skipped.
+    let out = tap(&["--config".as_ref(), config.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("CRITICAL"), "{stderr}");
+    assert_eq!(stderr.matches("no Jira Software").count(), 1, "{stderr}");
+    let msgs = messages(&out);
+    assert!(records(&msgs, "boards").is_empty());
+    assert_eq!(
+        records(&msgs, "issues").len(),
+        site.handle().totals().issues
+    );
+}
