@@ -6,7 +6,7 @@
 //! |---|---|
 //! | [`bin`], [`root`], [`fixture`] | the workspace's built binaries and files |
 //! | [`write_json`], [`outcome`] | config files, and command results for assertion messages |
-//! | [`json_lines`], [`records`] | a tap's messages, a stream's records |
+//! | [`json_lines`], [`records`], [`catalog_streams`] | a tap's messages, a stream's records, a catalog's streams |
 //! | [`load_target`], [`TargetRun`] | a target binary over an input file, its states and logs |
 //! | [`run_target`], [`spawn_target`] | a target fed through a pipe (to feed, and to kill) |
 //! | [`pipeline`] | `tap | target` to the end |
@@ -82,6 +82,17 @@ pub fn records<'a>(messages: &'a [Value], stream: &str) -> Vec<&'a Value> {
         .iter()
         .filter(|m| m["type"] == "RECORD" && m["stream"] == stream)
         .map(|m| &m["record"])
+        .collect()
+}
+
+/// The stream names of a catalog a tap wrote with `--discover`, in order.
+pub fn catalog_streams(stdout: &[u8]) -> Vec<String> {
+    let catalog: Value = serde_json::from_slice(stdout).expect("the catalog is JSON");
+    catalog["streams"]
+        .as_array()
+        .expect("the catalog has streams")
+        .iter()
+        .filter_map(|s| s["stream"].as_str().map(str::to_string))
         .collect()
 }
 

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
-use singer_testing::{bin, json_lines, outcome, records, write_json};
+use singer_testing::{bin, catalog_streams, json_lines, outcome, records, write_json};
 
 const TOKEN: &str = "tutorial-token-7c1e";
 
@@ -177,13 +177,7 @@ fn the_tutorial_tap_syncs_incrementally_with_per_ticket_bookmarks() {
         config.as_os_str(),
         "--discover".as_ref(),
     ]);
-    let catalog: Value = serde_json::from_slice(&discover.stdout).expect("catalog");
-    let names: Vec<&str> = catalog["streams"]
-        .as_array()
-        .expect("streams")
-        .iter()
-        .filter_map(|s| s["stream"].as_str())
-        .collect();
+    let names = catalog_streams(&discover.stdout);
     assert_eq!(names, ["tickets", "ticket_comments"]);
 
     // A first sync: tickets from start_date on, in UTC, paged two at a time.

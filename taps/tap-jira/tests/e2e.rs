@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use jira_mock::{MockConfig, MockHandle, MockServer};
 use serde_json::{Value, json};
-use singer_testing::records;
+use singer_testing::{catalog_streams, records};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tap-jira");
 const EMAIL: &str = "robot@example.com";
@@ -283,14 +283,9 @@ fn discovery_and_catalog_selection() {
         "--discover".as_ref(),
     ]);
     assert!(out.status.success());
-    let mut catalog: Value = serde_json::from_slice(&out.stdout).expect("catalog");
-    let names: Vec<&str> = catalog["streams"]
-        .as_array()
-        .expect("streams")
-        .iter()
-        .filter_map(|s| s["stream"].as_str())
-        .collect();
+    let names = catalog_streams(&out.stdout);
     assert_eq!(names.len(), 11);
+    let mut catalog: Value = serde_json::from_slice(&out.stdout).expect("catalog");
     let issues = catalog["streams"]
         .as_array()
         .expect("streams")
@@ -464,15 +459,9 @@ fn a_site_without_jira_software_skips_boards_and_sprints_with_one_warning() {
         "{}",
         String::from_utf8_lossy(&discover.stderr)
     );
-    let catalog: Value = serde_json::from_slice(&discover.stdout).expect("catalog");
-    let names: Vec<&str> = catalog["streams"]
-        .as_array()
-        .expect("streams")
-        .iter()
-        .filter_map(|s| s["stream"].as_str())
-        .collect();
+    let names = catalog_streams(&discover.stdout);
     assert_eq!(names.len(), 9, "{names:?}");
-    assert!(!names.contains(&"boards") && !names.contains(&"sprints"));
+    assert!(!names.iter().any(|n| n == "boards" || n == "sprints"));
 
     // Without a catalog every stream is synced: boards answer 404 and are skipped.
     let out = tap(&["--config".as_ref(), config.as_os_str()]);
