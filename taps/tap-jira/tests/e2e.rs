@@ -4,39 +4,25 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use jira_mock::{MockConfig, MockHandle, MockServer};
 use serde_json::{Value, json};
-use singer_testing::{catalog_streams, records};
+use singer_testing::{Mock, MockConfig, MockHandle, catalog_streams, records};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tap-jira");
 const EMAIL: &str = "robot@example.com";
 const TOKEN: &str = "tok-3f9a-secret";
 
-struct Site {
-    server: MockServer,
-    _runtime: tokio::runtime::Runtime,
-}
+/// The Jira mock, requiring this test's credentials.
+struct Site(Mock);
 
 impl Site {
     fn start(config: MockConfig) -> Site {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("rt");
-        let server = runtime
-            .block_on(jira_mock::start(config.with_basic_auth(EMAIL, TOKEN)))
-            .expect("mock");
-        Site {
-            server,
-            _runtime: runtime,
-        }
+        Site(Mock::start(config.with_basic_auth(EMAIL, TOKEN)))
     }
     fn handle(&self) -> MockHandle {
-        self.server.handle()
+        self.0.handle.clone()
     }
     fn config(&self, dir: &Path, extra: Value) -> PathBuf {
-        let mut c = json!({"domain": self.server.base_url(), "email": EMAIL, "api_token": TOKEN,
+        let mut c = json!({"domain": self.0.url, "email": EMAIL, "api_token": TOKEN,
             "start_date": "2000-01-01T00:00:00Z", "request_timeout_seconds": 5});
         if let (Some(c), Some(e)) = (c.as_object_mut(), extra.as_object()) {
             c.extend(e.clone());
