@@ -1,18 +1,22 @@
 //! Crash consistency: kill the target, the tap, or both at seeded random points of a load,
-//! rerun from the last state the target acknowledged, and find every source row exactly
-//! once, for append-only and upsert streams, in DuckDB and in Parquet.
+//! rerun from a state the target acknowledged (the last, or up to three before it: the
+//! orchestrator may not have saved the newest), with a resumed tap that behaves like a real
+//! one (a new `time_extracted` on every record, other key order, other whitespace), and
+//! find every source row exactly once, for append-only and upsert streams, in DuckDB and
+//! in Parquet, with the tap's final state acknowledged. Some kill points run with a byte
+//! budget smaller than a STATE interval, so commits go past the last STATE.
 //!
 //! `SOAK=1` (or `make soak`) runs 200 kill points per target instead of 20.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use singer_testing::{bin, run_target, spawn_target, write_json};
+use singer_testing::{after_state, bin, run_target, spawn_target, write_json};
 
 const RECORDS: usize = 12_000;
 const STATE_EVERY: usize = 700;
@@ -41,11 +45,13 @@ fn source() -> Vec<String> {
     for i in 1..=RECORDS {
         lines.push(
             json!({"type": "RECORD", "stream": "events", "record": {"seq": i,
-                "payload": format!("event {i} {}", "x".repeat(120)), "at": "2024-01-15T10:23:45.123+0000"}})
+                "payload": format!("event {i} {}", "x".repeat(120)), "at": "2024-01-15T10:23:45.123+0000"},
+                "time_extracted": "2024-06-01T00:00:00Z"})
             .to_string(),
         );
         lines.push(
-            json!({"type": "RECORD", "stream": "items", "record": {"id": i % (RECORDS * 4 / 5) + 1, "rev": i, "tags": ["a", "b"]}})
+            json!({"type": "RECORD", "stream": "items", "record": {"id": i % (RECORDS * 4 / 5) + 1, "rev": i, "tags": ["a", "b"]},
+                "time_extracted": "2024-06-01T00:00:00Z"})
                 .to_string(),
         );
         if i % STATE_EVERY == 0 || i == RECORDS {
@@ -69,12 +75,17 @@ impl Target {
         }
     }
 
-    fn config(self, dir: &Path) -> PathBuf {
+    /// `small_budget`: a byte budget below one STATE interval (~200 KB of input), so
+    /// commits go past the last STATE.
+    fn config(self, dir: &Path, small_budget: bool) -> PathBuf {
         let mut config = match self {
             Target::Duckdb => json!({"path": dir.join("db.duckdb")}),
             Target::Parquet => json!({"destination_path": dir.join("lake")}),
         };
         config["batch_size_rows"] = json!(1500);
+        if small_budget {
+            config["batch_size_bytes"] = json!(48 * 1024);
+        }
         write_json(dir, "config.json", &config)
     }
 
@@ -151,33 +162,92 @@ impl Target {
     }
 }
 
-/// The input after the last state the target acknowledged (with the SCHEMAs first).
-fn resume_input(lines: &[String], acknowledged: &[String]) -> Vec<u8> {
-    let start = match acknowledged
-        .iter()
-        .rev()
-        .find_map(|l| serde_json::from_str::<Value>(l).ok())
-    {
-        Some(state) => {
-            lines
-                .iter()
-                .rposition(|l| {
-                    serde_json::from_str::<Value>(l)
-                        .ok()
-                        .and_then(|m| m.get("value").cloned())
-                        == Some(state.clone())
-                })
-                .expect("an acknowledged state is an input state")
-                + 1
-        }
-        None => 2,
+/// A record line as a resumed tap writes it: extracted now, keys in another order, other
+/// whitespace. Other lines unchanged.
+fn restamp(line: &str, run: u32) -> String {
+    let Ok(Value::Object(message)) = serde_json::from_str::<Value>(line) else {
+        return line.to_string();
     };
+    if message.get("type") != Some(&json!("RECORD")) {
+        return line.to_string();
+    }
+    let mut out = serde_json::Map::new();
+    out.insert(
+        "time_extracted".into(),
+        json!(format!("2026-12-03T07:{:02}:00.{run:06}Z", run % 60)),
+    );
+    for (key, value) in message.into_iter().rev() {
+        if key == "record"
+            && let Value::Object(record) = value
+        {
+            out.insert(key, Value::Object(record.into_iter().rev().collect()));
+        } else if key != "time_extracted" {
+            out.insert(key, value);
+        }
+    }
+    // Spaces after separators, as Python's json.dumps writes them.
+    serde_json::to_string(&Value::Object(out))
+        .unwrap_or_default()
+        .replace("\":", "\": ")
+        .replace(",\"", ", \"")
+}
+
+/// What a tap resumed from a state the target acknowledged sends: SCHEMAs, then everything
+/// after that state, re-extracted. `behind`: how many acknowledged states the orchestrator
+/// missed (it resumes from an older one; from the start if there is none).
+fn resume_input(lines: &[String], acknowledged: &[String], behind: usize, run: u32) -> Vec<u8> {
+    let from = acknowledged
+        .len()
+        .checked_sub(behind + 1)
+        .and_then(|at| serde_json::from_str::<Value>(&acknowledged[at]).ok());
+    let start = from.map_or(2, |state| after_state(lines, &state));
     let mut out = format!("{}\n{}\n", lines[0], lines[1]);
     for l in &lines[start.max(2)..] {
-        out.push_str(l);
+        out.push_str(&restamp(l, run));
         out.push('\n');
     }
     out.into_bytes()
+}
+
+/// The tap's final state.
+fn final_state(lines: &[String]) -> Value {
+    lines
+        .iter()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok()?.get("value").cloned())
+        .expect("the source ends with a state")
+}
+
+/// How many acknowledged states the orchestrator missed: none once the target released the
+/// final state (the run was complete: that is the last line it wrote).
+fn missed(rng: &mut fastrand::Rng, lines: &[String], acknowledged: &[String]) -> usize {
+    let complete = acknowledged
+        .last()
+        .and_then(|l| serde_json::from_str::<Value>(l).ok())
+        == Some(final_state(lines));
+    if complete { 0 } else { rng.usize(0..4) }
+}
+
+/// The rerun succeeded, and the last state acknowledged over both runs is the tap's final
+/// state.
+fn check_rerun(lines: &[String], acknowledged: &[String], rerun: &Output, what: &str) {
+    assert!(
+        rerun.status.success(),
+        "{what}: rerun failed: {}",
+        String::from_utf8_lossy(&rerun.stderr)
+    );
+    let rerun_states = String::from_utf8_lossy(&rerun.stdout).to_string();
+    let last = acknowledged
+        .iter()
+        .map(String::as_str)
+        .chain(rerun_states.lines())
+        .next_back()
+        .and_then(|l| serde_json::from_str::<Value>(l).ok());
+    assert_eq!(
+        last,
+        Some(final_state(lines)),
+        "{what}: the final state is acknowledged"
+    );
 }
 
 /// Feeds `input` to a target and kills it after about `cut` bytes (SIGKILL, or SIGTERM for
@@ -225,30 +295,27 @@ fn kill_the_target(target: Target) {
     let mut rng = fastrand::Rng::with_seed(0x5EED);
     for point in 0..kill_points() {
         let dir = tempfile::tempdir().expect("tmp");
-        let config = target.config(dir.path());
+        let small_budget = point % 3 == 2;
+        let config = target.config(dir.path(), small_budget);
         let cut = rng.usize(..input.len());
         let pause = rng.u64(0..40);
         let term = point % 5 == 4;
         let acknowledged = feed_and_kill(target, &config, &input, cut, pause, term);
+        let behind = missed(&mut rng, &lines, &acknowledged);
         let rerun = run_target(
             target.binary(),
             &config,
-            &resume_input(&lines, &acknowledged),
+            &resume_input(&lines, &acknowledged, behind, point as u32),
         );
-        assert!(
-            rerun.status.success(),
-            "{target:?} point {point}: rerun failed: {}",
+        let what = format!(
+            "{target:?} kill point {point} (cut {cut} of {}, {}, {} states acknowledged, resumed {behind} behind, small budget: {small_budget})\nrerun:\n{}",
+            input.len(),
+            if term { "SIGTERM" } else { "SIGKILL" },
+            acknowledged.len(),
             String::from_utf8_lossy(&rerun.stderr)
         );
-        target.check(
-            dir.path(),
-            &format!(
-                "{target:?} kill point {point} (cut {cut} of {}, {}, {} states acknowledged)",
-                input.len(),
-                if term { "SIGTERM" } else { "SIGKILL" },
-                acknowledged.len()
-            ),
-        );
+        check_rerun(&lines, &acknowledged, &rerun, &what);
+        target.check(dir.path(), &what);
     }
 }
 
@@ -272,7 +339,8 @@ fn kill_the_tap(target: Target, also_target: bool) {
     let mut rng = fastrand::Rng::with_seed(0xBEEF + u64::from(also_target));
     for point in 0..kill_points().div_ceil(4) {
         let work = tempfile::tempdir().expect("tmp");
-        let config = target.config(work.path());
+        let small_budget = point % 2 == 1;
+        let config = target.config(work.path(), small_budget);
         let mut tap = Command::new(bin("singer-replay"))
             .arg("play")
             .arg(&capture)
@@ -299,26 +367,20 @@ fn kill_the_tap(target: Target, also_target: bool) {
             .lines()
             .map(str::to_string)
             .collect();
+        let behind = missed(&mut rng, &lines, &acknowledged);
         let rerun = run_target(
             target.binary(),
             &config,
-            &resume_input(&lines, &acknowledged),
+            &resume_input(&lines, &acknowledged, behind, point as u32),
         );
-        assert!(
-            rerun.status.success(),
-            "{}",
-            String::from_utf8_lossy(&rerun.stderr)
-        );
-        let logs = format!(
-            "first run ({}):\n{}\nrerun:\n{}",
+        let what = format!(
+            "{target:?} tap kill {point} (target killed too: {also_target}, resumed {behind} behind, small budget: {small_budget})\nfirst run ({}):\n{}\nrerun:\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr),
             String::from_utf8_lossy(&rerun.stderr)
         );
-        target.check(
-            work.path(),
-            &format!("{target:?} tap kill {point} (target killed too: {also_target})\n{logs}"),
-        );
+        check_rerun(&lines, &acknowledged, &rerun, &what);
+        target.check(work.path(), &what);
     }
 }
 
@@ -335,7 +397,7 @@ fn resume_input_starts_after_the_acknowledged_state() {
     let lines = source();
     let state =
         json!({"bookmarks": {"events": {"replication_key_value": STATE_EVERY}}}).to_string();
-    let input = String::from_utf8(resume_input(&lines, &[state])).expect("utf8");
+    let input = String::from_utf8(resume_input(&lines, &[state], 0, 7)).expect("utf8");
     let first_record: Value =
         serde_json::from_str(input.lines().nth(2).expect("line")).expect("json");
     assert_eq!(first_record["record"]["seq"], json!(STATE_EVERY + 1));
@@ -345,4 +407,28 @@ fn resume_input_starts_after_the_acknowledged_state() {
         .filter_map(|m| m["record"]["seq"].as_u64())
         .collect();
     assert_eq!(seqs.len(), RECORDS - STATE_EVERY);
+    // Re-extracted as a real tap would: same record values, new time_extracted, other
+    // key order and whitespace.
+    let original = lines
+        .iter()
+        .find(|l| l.contains(&format!("\"seq\":{}", STATE_EVERY + 1)))
+        .expect("source line");
+    let resumed = input.lines().nth(2).expect("line");
+    assert_ne!(resumed, original);
+    assert!(resumed.starts_with("{\"time_extracted\": \"2026-12-03"));
+    let (a, b): (Value, Value) = (
+        serde_json::from_str(original).expect("json"),
+        serde_json::from_str(resumed).expect("json"),
+    );
+    assert_eq!(a["record"], b["record"]);
+    assert_ne!(a["time_extracted"], b["time_extracted"]);
+    // Two states behind the last acknowledged one.
+    let acknowledged: Vec<String> = [1, 2, 3]
+        .map(|k| {
+            json!({"bookmarks": {"events": {"replication_key_value": k * STATE_EVERY}}}).to_string()
+        })
+        .to_vec();
+    let input = String::from_utf8(resume_input(&lines, &acknowledged, 2, 7)).expect("utf8");
+    let first: Value = serde_json::from_str(input.lines().nth(2).expect("line")).expect("json");
+    assert_eq!(first["record"]["seq"], json!(STATE_EVERY + 1));
 }

@@ -9,6 +9,7 @@
 //! | module | job |
 //! |---|---|
 //! | [`runtime`] | the loop: read, batch, commit, acknowledge ([`run`]) |
+//! | [`ack`] | the exactly-once policy: which STATE to release, what a restart drops |
 //! | [`sink`] | the [`Sink`] trait and what a [`Commit`] carries |
 //! | [`stream_schema`] | a SCHEMA compiled for loading: columns, keys, validation |
 //! | [`fields`] | column kinds to Arrow fields |
@@ -17,9 +18,6 @@
 //! | [`widen`] | safe type widening on schema change |
 //! | [`settings`] | [`TargetSettings`], shared by every target's config |
 //! | [`cli`] | [`main`]: the target's command line |
-//!
-//! Replay detection (which input a restarted target has already committed) is private to
-//! the runtime.
 //!
 //! ```
 //! use singer_core::message::{Message, MessageReader};
@@ -51,13 +49,13 @@
 
 #![deny(missing_docs)]
 
+pub mod ack;
 mod buffer;
 pub mod cli;
 pub mod decoder;
 mod error;
 pub mod fields;
 pub mod metadata;
-mod replay;
 pub mod runtime;
 pub mod settings;
 pub mod sink;
@@ -70,7 +68,6 @@ pub use error::{Error, Result};
 pub use runtime::{RunSummary, STOP_REQUESTED, install_stop_handler, run};
 pub use settings::TargetSettings;
 pub use sink::{
-    Commit, CommitMarker, LoadMethod, LoadStats, Operation, Segment, Sink, StreamChanges, Tail,
-    TargetStream,
+    Commit, CommitMarker, LoadMethod, LoadStats, Operation, Sink, StreamChanges, TargetStream,
 };
 pub use stream_schema::{SchemaOptions, StreamSchema};

@@ -14,14 +14,12 @@
 //!   STATE has waited `batch_wait_limit_seconds`, and at end of input. Only when a tap sends
 //!   no STATE for longer than the byte budget does a commit go past the last STATE (bounded
 //!   memory wins, with a warning).
-//! * **Exactly once across a crash.** Each commit stores a [`CommitMarker`] with the data:
-//!   the state it covers and a fingerprint (record count and hash) of the input between the
-//!   previous commit's STATE and the first STATE of this one. If the target dies after a
-//!   commit but before the orchestrator saw its STATE, the orchestrator resumes from the
-//!   older state and the tap replays records that are already loaded. On start, the runtime
-//!   compares the input before its first STATE with the stored fingerprint: if they match
-//!   (same records, same state), the input is a replay, and its records are dropped until
-//!   the committed state has passed. Input that does not match is new and loaded normally.
+//! * **Exactly once across a crash.** Each commit stores the [ack ledger](crate::ack)'s
+//!   record with the data: the recent segments (records between two STATEs) identified by
+//!   their STATE value and a canonical hash of their records, and which rows are still
+//!   provisional. A restarted target drops segments the resumed tap replays, echoes the last
+//!   committed state, and takes back provisional rows of an interrupted run when their
+//!   stream comes again. The policy lives in [`crate::ack`]; this module only follows it.
 //! * **Bad input** stops the run with an error naming the line, stream and field. Data
 //!   covered by the last STATE before the bad line is committed and acknowledged first;
 //!   nothing after it is.
@@ -47,17 +45,18 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use indexmap::IndexMap;
 use serde_json::Value;
-use xxhash_rust::xxh3::xxh3_64;
 
 use singer_core::Error as CoreError;
-use singer_core::message::{Message, MessageReader, SchemaMessage};
+use singer_core::message::{Message, MessageReader, Record, SchemaMessage};
 
+use crate::ack::{self, CommitKind, CommitPlan, Ledger, Notice, StateVerdict};
 use crate::buffer::StreamBuffer;
 use crate::decoder::{RecordDecoder, RowMeta};
 use crate::error::{Error, Result};
-use crate::replay::{self, RangeTracker, RecordDecision, Replay, StateDecision};
 use crate::settings::TargetSettings;
-use crate::sink::{Commit, CommitMarker, LoadMethod, LoadStats, Sink, StreamChanges, TargetStream};
+use crate::sink::{
+    Commit, CommitMarker, LoadMethod, LoadStats, Operation, Sink, StreamChanges, TargetStream,
+};
 use crate::stream_schema::{SchemaOptions, StreamSchema};
 
 /// What a run did, per stream.
@@ -113,6 +112,7 @@ struct Parsed {
     line: u64,
     message: Message,
     bytes: usize,
+    /// The canonical hash of a RECORD or STATE ([`ack::record_hash`], [`ack::state_hash`]).
     hash: u64,
 }
 
@@ -139,10 +139,12 @@ fn spawn_reader(input: impl Read + Send + 'static) -> Receiver<Chunk> {
                 match reader.next_line() {
                     Ok(Some((line, bytes))) => match Message::parse_line(line, bytes) {
                         Ok(Some(message)) => {
-                            let hash = if matches!(message, Message::Record(_)) {
-                                xxh3_64(bytes)
-                            } else {
-                                0
+                            // Hashed here, off the main thread: how the ack ledger knows
+                            // records and states again when a resumed tap re-sends them.
+                            let hash = match &message {
+                                Message::Record(r) => ack::record_hash(&r.stream, &r.record),
+                                Message::State(s) => ack::state_hash(&s.value),
+                                _ => 0,
                             };
                             chunk.push(Parsed {
                                 line,
@@ -192,12 +194,12 @@ struct Runtime<S, W> {
     buffered_bytes: usize,
     covered_rows: usize,
     covered_bytes: usize,
-    range: RangeTracker,
+    /// The exactly-once policy.
+    ledger: Ledger,
+    /// The last state committed data covers (stored with commits that cover no new one).
+    committed_state: Option<Value>,
     /// Whether any STATE was read in this run.
     seen_state: bool,
-    /// The marker of the last commit, kept when a commit adds nothing to it.
-    last_marker: Option<CommitMarker>,
-    replay: Replay,
     sequence: i64,
     summary: RunSummary,
     progress: Progress,
@@ -213,7 +215,7 @@ struct Progress {
 impl<S: Sink, W: Write> Runtime<S, W> {
     fn new(mut sink: S, settings: TargetSettings, output: W) -> Result<Self> {
         let marker = sink.last_commit()?;
-        let replay = Replay::from_marker(marker.clone());
+        let ledger = Ledger::new(marker.as_ref().map(CommitMarker::stored));
         let now = Utc::now();
         Ok(Runtime {
             sink,
@@ -229,10 +231,9 @@ impl<S: Sink, W: Write> Runtime<S, W> {
             buffered_bytes: 0,
             covered_rows: 0,
             covered_bytes: 0,
-            range: RangeTracker::new(),
+            ledger,
+            committed_state: marker.and_then(|m| m.state),
             seen_state: false,
-            last_marker: marker,
-            replay,
             // Nanoseconds since the epoch at start, then +1 per record: increases within a
             // run and across runs.
             sequence: now.timestamp_nanos_opt().unwrap_or(now.timestamp_micros()),
@@ -274,7 +275,7 @@ impl<S: Sink, W: Write> Runtime<S, W> {
     fn finish(mut self, result: Result<()>) -> Result<RunSummary> {
         match result {
             Ok(()) => {
-                self.commit_all(true)?;
+                self.end_of_input()?;
                 self.sink.close()?;
                 self.log_summary();
                 Ok(self.summary)
@@ -301,66 +302,61 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         match message {
             Message::Schema(m) => self.on_schema(line, m),
             Message::Record(m) => {
-                self.summary.records_read += 1;
-                if !self.streams.contains_key(&m.stream) {
-                    return Err(CoreError::Protocol {
-                        line,
-                        reason: format!("RECORD for stream '{}' before its SCHEMA", m.stream),
-                    }
-                    .into());
-                }
-                self.range.record(hash);
-                let decision = self.replay.on_record(hash);
-                // Overwrite streams reload whole on every run: replays never drop their rows.
-                let overwrite = self
-                    .streams
-                    .get(&m.stream)
-                    .is_some_and(|b| b.stream().load_method == LoadMethod::Overwrite);
-                if matches!(decision, RecordDecision::Skip) && !overwrite {
-                    self.summary.records_skipped += 1;
-                    return Ok(());
-                }
-                self.sequence += 1;
                 let meta = RowMeta {
                     extracted_at: m.time_extracted,
                     received_at_micros: received_at,
-                    sequence: self.sequence,
+                    sequence: 0,
                     table_version: m.version,
                 };
-                let Some(buffer) = self.streams.get_mut(&m.stream) else {
-                    return Ok(());
-                };
-                let record = buffer.stream().schema.prepare(m.record, line)?;
-                buffer.push(&record, &meta, line)?;
-                *self.progress.read_since.entry(m.stream).or_default() += 1;
-                self.buffered_rows += 1;
-                self.buffered_bytes += bytes;
-                if matches!(decision, RecordDecision::DropBuffered) {
-                    self.drop_replayed();
-                    tracing::info!(
-                        "replayed input caught up with the committed data; loading resumes"
-                    );
-                    return Ok(());
-                }
-                if self.buffered_bytes >= self.settings.batch_size_bytes {
-                    self.on_byte_budget()?;
-                }
-                Ok(())
+                self.on_record(line, &m.stream, m.record, meta, bytes, hash)
             }
-            Message::State(m) => self.on_state(m.value),
-            Message::ActivateVersion(m) => {
-                if self.replay.is_skipping() {
-                    return Ok(());
+            Message::State(m) => self.on_state(m.value, hash),
+            Message::ActivateVersion(m) => match self.streams.get_mut(&m.stream) {
+                Some(buffer) => buffer.activate_version(m.version),
+                None => {
+                    tracing::warn!(line, stream = %m.stream, "ACTIVATE_VERSION for a stream without SCHEMA; ignored");
+                    Ok(())
                 }
-                match self.streams.get_mut(&m.stream) {
-                    Some(buffer) => buffer.activate_version(m.version),
-                    None => {
-                        tracing::warn!(line, stream = %m.stream, "ACTIVATE_VERSION for a stream without SCHEMA; ignored");
-                        Ok(())
-                    }
-                }
+            },
+        }
+    }
+
+    /// One record of `stream`, with its canonical
+    /// hash; `meta.sequence` is set here.
+    fn on_record(
+        &mut self,
+        line: u64,
+        stream: &str,
+        record: Record,
+        mut meta: RowMeta,
+        bytes: usize,
+        hash: u64,
+    ) -> Result<()> {
+        self.summary.records_read += 1;
+        let Some(buffer) = self.streams.get_mut(stream) else {
+            return Err(CoreError::Protocol {
+                line,
+                reason: format!("RECORD for stream '{stream}' before its SCHEMA"),
+            }
+            .into());
+        };
+        self.ledger.record(hash);
+        self.sequence += 1;
+        meta.sequence = self.sequence;
+        let record = buffer.stream().schema.prepare(record, line)?;
+        buffer.push(&record, &meta, line)?;
+        match self.progress.read_since.get_mut(stream) {
+            Some(n) => *n += 1,
+            None => {
+                self.progress.read_since.insert(stream.to_string(), 1);
             }
         }
+        self.buffered_rows += 1;
+        self.buffered_bytes += bytes;
+        if self.buffered_bytes >= self.settings.batch_size_bytes {
+            self.on_byte_budget()?;
+        }
+        Ok(())
     }
 
     fn on_schema(&mut self, line: u64, m: SchemaMessage) -> Result<()> {
@@ -423,10 +419,6 @@ impl<S: Sink, W: Write> Runtime<S, W> {
             .filter(|b| b.stream().load_method != LoadMethod::Overwrite)
             .map(StreamBuffer::discard_rows)
             .sum();
-        tracing::info!(
-            dropped,
-            "input replays rows an earlier run already committed; skipping them"
-        );
         self.summary.records_skipped += dropped as u64;
         let kept = self.buffered_rows.saturating_sub(dropped);
         let kept_share = if self.buffered_rows == 0 {
@@ -438,25 +430,20 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         self.buffered_rows = kept;
         self.covered_rows = 0;
         self.covered_bytes = 0;
-        self.pending_state = None;
-        self.pending_since = None;
-        self.range = RangeTracker::new();
     }
 
-    fn on_state(&mut self, value: Value) -> Result<()> {
+    fn on_state(&mut self, value: Value, hash: u64) -> Result<()> {
         self.seen_state = true;
-        let segment = self.range.state(replay::state_hash(&value));
-        match self.replay.on_state(&segment) {
-            StateDecision::Normal => {}
-            StateDecision::StartSkipping => {
-                self.drop_replayed();
-                return self.replay_caught_up(value);
+        let verdict = self.ledger.state(hash);
+        self.log_notices();
+        if let StateVerdict::Replayed { caught_up } = verdict {
+            self.drop_replayed();
+            self.committed_state = Some(value.clone());
+            // The orchestrator may never have seen the last committed state.
+            if caught_up {
+                self.emit_state(&value)?;
             }
-            StateDecision::Skip => return Ok(()),
-            StateDecision::CaughtUp => {
-                self.range = RangeTracker::new();
-                return self.replay_caught_up(value);
-            }
+            return Ok(());
         }
         for buffer in self.streams.values_mut() {
             buffer.mark_state();
@@ -471,35 +458,38 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         Ok(())
     }
 
-    /// The replayed input reached the committed state: echo it (the orchestrator may never
-    /// have seen it) and carry on normally.
-    fn replay_caught_up(&mut self, value: Value) -> Result<()> {
-        if self.replay.is_skipping() {
-            return Ok(());
+    fn log_notices(&mut self) {
+        for notice in self.ledger.take_notices() {
+            match notice {
+                Notice::Replaying => tracing::info!(
+                    "the input replays rows an earlier run already committed; dropping them until it catches up"
+                ),
+                Notice::CaughtUp => tracing::info!(
+                    "the replayed input caught up with the last committed state; loading resumes"
+                ),
+                Notice::Diverged => tracing::warn!(
+                    "the resumed input differs from what an earlier run committed at the same STATE; loading it as new, so append-only rows of the interrupted run may repeat"
+                ),
+                Notice::NoState => tracing::warn!(
+                    "the input had no STATE message: its rows are final, and running the same input again loads them again (exactly-once needs a tap that sends STATE)"
+                ),
+            }
         }
-        tracing::info!("replayed input caught up with the committed state; loading resumes");
-        self.emit_state(&value)
     }
 
     fn on_byte_budget(&mut self) -> Result<()> {
-        if self.covered_rows > 0 {
-            self.commit_covered()?;
-        }
+        // A pending STATE is committed first, even with no rows left to cover: a commit past
+        // it must not settle under it.
+        self.commit_covered()?;
         if self.buffered_bytes >= self.settings.batch_size_bytes {
             if !self.warned_forced {
                 tracing::warn!(
                     batch_size_bytes = self.settings.batch_size_bytes,
-                    "no STATE for longer than the byte budget: committing past the last STATE to bound memory"
+                    "no STATE for longer than the byte budget: committing past the last STATE to bound memory; these rows stay provisional until the next STATE"
                 );
                 self.warned_forced = true;
             }
-            if self.replay.is_undecided() {
-                tracing::warn!(
-                    "cannot tell within the byte budget whether the input replays committed rows; treating it as new (append-only streams may repeat rows of the last commit)"
-                );
-                self.replay = Replay::Off;
-            }
-            self.commit_all(false)?;
+            self.commit_rest(CommitKind::PastState, false)?;
         }
         Ok(())
     }
@@ -529,6 +519,10 @@ impl<S: Sink, W: Write> Runtime<S, W> {
 
     /// Commits everything the last STATE covers and acknowledges that STATE.
     fn commit_covered(&mut self) -> Result<()> {
+        self.commit_covered_swapping(false)
+    }
+
+    fn commit_covered_swapping(&mut self, swap_overwrite: bool) -> Result<()> {
         let Some(state) = self.pending_state.take() else {
             return Ok(());
         };
@@ -538,92 +532,108 @@ impl<S: Sink, W: Write> Runtime<S, W> {
             .values_mut()
             .filter_map(|b| b.take_covered().transpose())
             .collect::<Result<_>>()?;
-        let marker = self.range.marker(Some(&state), false);
         self.buffered_rows -= self.covered_rows;
         self.buffered_bytes -= self.covered_bytes;
         self.covered_rows = 0;
         self.covered_bytes = 0;
-        self.commit(streams, marker, false)?;
+        self.commit(
+            streams,
+            CommitKind::Covered,
+            Some(state.clone()),
+            swap_overwrite,
+        )?;
+        self.committed_state = Some(state.clone());
         self.emit_state(&state)
     }
 
-    /// Commits everything buffered. At end of input this acknowledges the last STATE; when
-    /// forced by the byte budget it goes past it.
-    fn commit_all(&mut self, end_of_input: bool) -> Result<()> {
-        let state = self.pending_state.take();
+    /// Commits everything buffered, past the last STATE.
+    fn commit_rest(&mut self, kind: CommitKind, swap_overwrite: bool) -> Result<()> {
         self.pending_since = None;
         let streams: Vec<StreamChanges> = self
             .streams
             .values_mut()
             .filter_map(|b| b.take_all().transpose())
             .collect::<Result<_>>()?;
-        let marker = match &state {
-            // Nothing read since the last commit: it still describes where the input is.
-            None if self.range.is_empty() && self.last_marker.is_some() => {
-                self.last_marker.clone().unwrap_or_default()
-            }
-            state => {
-                let last = state.as_ref().or(self.last_emitted.as_ref()).cloned();
-                self.range.marker(last.as_ref(), true)
-            }
-        };
         self.buffered_rows = 0;
         self.buffered_bytes = 0;
         self.covered_rows = 0;
         self.covered_bytes = 0;
-        // The input is complete when it ended at a STATE: the orchestrator resumes from that
-        // final state. Input that stops after records (a tap that died, or one that sends no
-        // STATE) may be replayed, and the next run checks for that.
-        let complete = end_of_input && marker.tail.is_none();
-        // Overwrite tables are swapped in when the input ends at a STATE, or when it never
-        // had one (there is nothing to resume).
-        let swap = end_of_input && (complete || !self.seen_state);
-        if end_of_input
-            && !swap
-            && streams
-                .iter()
-                .any(|s| s.stream.load_method == LoadMethod::Overwrite)
+        let state = self.committed_state.clone();
+        self.commit(streams, kind, state, swap_overwrite)
+    }
+
+    /// The input ended: commit everything. Input that ended at a STATE is complete;
+    /// input that stops after records (a tap that died, or one that sends no final STATE)
+    /// leaves them provisional, for a resumed run to replace.
+    fn end_of_input(&mut self) -> Result<()> {
+        if self.ledger.at_state() {
+            self.commit_covered_swapping(true)?;
+            return self.commit(
+                Vec::new(),
+                CommitKind::Complete,
+                self.committed_state.clone(),
+                true,
+            );
+        }
+        self.commit_covered()?;
+        // Overwrite tables are swapped in when the input never had a STATE (nothing to
+        // resume); otherwise they wait for a run that ends at one.
+        let swap = !self.seen_state;
+        if !swap
+            && self
+                .streams
+                .values()
+                .any(|b| b.stream().load_method == LoadMethod::Overwrite)
         {
             tracing::warn!(
                 "the input ended after records with no final STATE: overwrite tables stay in staging until a run completes"
             );
         }
-        if !streams.is_empty() || state.is_some() || end_of_input {
-            self.commit(streams, marker.clone(), swap)?;
-        }
-        if let Some(state) = state {
-            self.emit_state(&state)?;
-        }
-        if complete {
-            // Acknowledged: a later run starting from the same data is new input, not a replay.
-            let done = CommitMarker {
-                complete: true,
-                ..marker
-            };
-            self.commit(Vec::new(), done, false)?;
-        }
-        Ok(())
+        self.commit_rest(CommitKind::Tail, swap)
     }
 
     fn commit(
         &mut self,
         mut streams: Vec<StreamChanges>,
-        marker: CommitMarker,
+        kind: CommitKind,
+        state: Option<Value>,
         swap_overwrite: bool,
     ) -> Result<()> {
+        let carried: Vec<String> = streams
+            .iter()
+            .filter(|s| {
+                s.operations
+                    .iter()
+                    .any(|op| matches!(op, Operation::Rows(_)))
+            })
+            .map(|s| s.stream.name().to_string())
+            .collect();
+        let plan: CommitPlan = self.ledger.plan(kind, carried.iter().map(String::as_str));
+        self.log_notices();
+        let nothing_to_do = streams.is_empty()
+            && plan.retract.is_empty()
+            && plan.settle.is_empty()
+            && !swap_overwrite
+            && kind != CommitKind::Complete;
+        if nothing_to_do {
+            return Ok(());
+        }
         for s in &mut streams {
             s.first_in_run = self
                 .committed_streams
                 .insert(s.stream.name().to_string(), ())
                 .is_none();
         }
-        self.last_marker = Some(marker.clone());
         let commit = Commit {
             streams,
-            marker,
+            marker: CommitMarker::new(state, &plan.stored),
             swap_overwrite,
+            retract: plan.retract.clone(),
+            provisional: plan.provisional,
+            settle: plan.settle.clone(),
         };
         let stats = self.sink.commit(commit)?;
+        self.ledger.committed(&plan);
         self.summary.commits += 1;
         for (stream, s) in stats {
             self.summary.streams.entry(stream).or_default().add(&s);

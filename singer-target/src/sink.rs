@@ -1,5 +1,6 @@
 //! The destination side of a target: what DuckDB and Parquet implement.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -7,6 +8,7 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ack::{SegmentDigest, Stored};
 use crate::error::Result;
 use crate::stream_schema::StreamSchema;
 
@@ -67,46 +69,44 @@ pub struct StreamChanges {
     pub first_in_run: bool,
 }
 
-/// What a commit acknowledges, stored with the data in the same atomic step so that a
-/// restarted target can tell replayed input from new input.
+/// What a commit acknowledges, stored with the data in the same atomic step: the
+/// [ack ledger](crate::ack)'s record of which input is durable.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CommitMarker {
-    /// The state the commit covers (echoed after the commit).
+    /// The last state the committed data covers (echoed after the commit).
     pub state: Option<Value>,
-    /// Hash of that state.
-    pub state_hash: u64,
-    /// Fingerprint of the input before the first STATE of the committed range.
-    pub first_segment: Option<Segment>,
-    /// How many STATE messages the committed range holds.
-    pub states: u64,
-    /// Records committed after the last STATE of the range (end of input, or a commit
-    /// forced by the byte budget), counted from that STATE.
+    /// The recent committed segments, oldest first.
     #[serde(default)]
-    pub tail: Option<Tail>,
+    pub segments: Vec<SegmentDigest>,
+    /// Streams with provisional rows (committed before their covering STATE) that the sink
+    /// remembers.
+    #[serde(default)]
+    pub provisional: BTreeSet<String>,
     /// The run that made this commit ended cleanly at a STATE and acknowledged it: the
     /// next input is new, whatever it looks like.
     #[serde(default)]
     pub complete: bool,
 }
 
-/// Records after a STATE, as a fingerprint.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tail {
-    /// Number of RECORD lines.
-    pub records: u64,
-    /// xxh3 over the RECORD lines.
-    pub records_hash: u64,
-}
+impl CommitMarker {
+    /// The marker of a commit that covers `state` and stores the ledger's `stored`.
+    pub fn new(state: Option<Value>, stored: &Stored) -> Self {
+        CommitMarker {
+            state,
+            segments: stored.segments.clone(),
+            provisional: stored.provisional.clone(),
+            complete: stored.complete,
+        }
+    }
 
-/// The records between two STATE messages, as a fingerprint.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Segment {
-    /// Number of RECORD lines.
-    pub records: u64,
-    /// xxh3 over the RECORD lines.
-    pub records_hash: u64,
-    /// xxh3 of the STATE value that ends the segment.
-    pub state_hash: u64,
+    /// What the ledger stored.
+    pub fn stored(&self) -> Stored {
+        Stored {
+            segments: self.segments.clone(),
+            provisional: self.provisional.clone(),
+            complete: self.complete,
+        }
+    }
 }
 
 /// Everything to make durable in one atomic step.
@@ -119,6 +119,14 @@ pub struct Commit {
     /// Overwrite streams' staged loads replace the live tables in this commit: the last
     /// commit of an input that ended at a STATE (or that never had one).
     pub swap_overwrite: bool,
+    /// First, remove the provisional rows the sink remembers for these streams (rows an
+    /// earlier commit made durable before their covering STATE, which the input replays).
+    pub retract: Vec<String>,
+    /// This commit's rows of append-only streams are provisional: remember them per stream
+    /// until a later commit settles or retracts them.
+    pub provisional: bool,
+    /// Last, forget the provisional rows of these streams: a STATE now covers them.
+    pub settle: Vec<String>,
 }
 
 /// What a commit did to one stream, for the end-of-run summary.

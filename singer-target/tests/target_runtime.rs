@@ -1,7 +1,7 @@
 //! The target runtime against an in-memory sink: what is committed, when, and what is
 //! acknowledged, including crashes between a commit and its echo.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +18,10 @@ use singer_target::{
 struct Db {
     /// Append-only rows per stream, by id, in load order.
     rows: BTreeMap<String, Vec<i64>>,
+    /// The commit each row came in, parallel to `rows`.
+    row_commits: BTreeMap<String, Vec<usize>>,
+    /// Per stream, the commits whose rows are provisional.
+    provisional: BTreeMap<String, BTreeSet<usize>>,
     commits: Vec<CommitMarker>,
     /// Operation kinds of each commit, for ordering checks.
     ops: Vec<Vec<String>>,
@@ -39,6 +43,23 @@ impl Sink for MemorySink {
         }
         let mut stats = Vec::new();
         let mut kinds = Vec::new();
+        let this_commit = db.commits.len();
+        // As a real sink: take back, then write (remembering provisional rows), then settle.
+        for stream in &commit.retract {
+            let gone = db.provisional.remove(stream).unwrap_or_default();
+            let commits = db.row_commits.get(stream).cloned().unwrap_or_default();
+            let rows = db.rows.entry(stream.clone()).or_default();
+            let kept: Vec<(i64, usize)> = rows
+                .iter()
+                .zip(&commits)
+                .filter(|(_, c)| !gone.contains(c))
+                .map(|(r, c)| (*r, *c))
+                .collect();
+            *rows = kept.iter().map(|(r, _)| *r).collect();
+            db.row_commits
+                .insert(stream.clone(), kept.iter().map(|(_, c)| *c).collect());
+            kinds.push(format!("retract:{stream}"));
+        }
         for changes in &commit.streams {
             let name = changes.stream.name().to_string();
             let mut s = LoadStats::default();
@@ -51,6 +72,16 @@ impl Sink for MemorySink {
                             .as_primitive::<Int64Type>();
                         let rows = db.rows.entry(name.clone()).or_default();
                         rows.extend((0..ids.len()).map(|i| ids.value(i)));
+                        db.row_commits
+                            .entry(name.clone())
+                            .or_default()
+                            .extend(std::iter::repeat_n(this_commit, ids.len()));
+                        if commit.provisional {
+                            db.provisional
+                                .entry(name.clone())
+                                .or_default()
+                                .insert(this_commit);
+                        }
                         s.inserted += batch.num_rows() as u64;
                         s.batches += 1;
                         kinds.push(format!("rows:{name}:{}", batch.num_rows()));
@@ -64,6 +95,9 @@ impl Sink for MemorySink {
                 }
             }
             stats.push((name, s));
+        }
+        for stream in &commit.settle {
+            db.provisional.remove(stream);
         }
         db.commits.push(commit.marker);
         if !commit.streams.is_empty() {
@@ -206,22 +240,7 @@ fn a_crash_between_commit_and_echo_is_replayed_exactly_once() {
         assert!(result.is_err(), "the run dies");
         let emitted = emitted.lock().expect("lock").clone();
         // The orchestrator resumes after the last state it saw.
-        let resume_at = match emitted.last() {
-            Some(last) => {
-                let want: Value = serde_json::from_str(last).expect("json");
-                lines
-                    .iter()
-                    .position(|l| {
-                        serde_json::from_str::<Value>(l)
-                            .ok()
-                            .and_then(|v| v.get("value").cloned())
-                            == Some(want.clone())
-                    })
-                    .expect("state line")
-                    + 1
-            }
-            None => 1,
-        };
+        let resume_at = resume_point(&lines, &emitted);
         let mut replay = vec![lines[0].clone()];
         replay.extend_from_slice(&lines[resume_at..]);
         let out = run_ok(&sink, &settings(batch), &replay);
@@ -467,7 +486,8 @@ fn replay_from(lines: &[String], at: usize) -> Vec<String> {
 #[test]
 fn a_tap_that_dies_mid_segment_is_resumed_exactly_once() {
     let lines = stream(60, 7);
-    for cut in [2, 3, 9, 10, 11, 17, 25, 40, 57, 66] {
+    // The first STATE is line 8: each cut is after it.
+    for cut in [9, 10, 11, 17, 25, 40, 57, 66] {
         let sink = MemorySink::default();
         let out = run_ok(&sink, &settings(10), &lines[..cut]);
         let at = resume_point(&lines, &out);
@@ -480,11 +500,25 @@ fn a_tap_that_dies_mid_segment_is_resumed_exactly_once() {
     }
 }
 
-/// Without a STATE for longer than the byte budget, commits go past the last STATE (memory
-/// wins): nothing is lost, and append-only rows of a segment longer than the budget may
-/// repeat after a crash, as documented.
+/// Input that ends before any STATE cannot be told from a tap that sends none: its rows are
+/// final, never mistaken for a replay by the next run (a duplicate is better than a loss).
 #[test]
-fn commits_forced_by_the_byte_budget_lose_nothing() {
+fn input_that_ends_before_any_state_is_final() {
+    let lines = stream(60, 7);
+    let sink = MemorySink::default();
+    let out = run_ok(&sink, &settings(10), &lines[..4]);
+    assert!(out.is_empty());
+    run_ok(&sink, &settings(10), &lines);
+    let rows = sink.0.lock().expect("lock").rows["s"].clone();
+    assert_eq!(rows[..3], [1, 2, 3]);
+    assert_eq!(rows[3..], (1..=60).collect::<Vec<_>>()[..]);
+}
+
+/// Without a STATE for longer than the byte budget, commits go past the last STATE (memory
+/// wins): those rows are provisional, and a crash followed by a resumed run replaces them,
+/// so every row is there exactly once.
+#[test]
+fn commits_forced_by_the_byte_budget_are_replaced_exactly_once() {
     let lines = stream(300, 120);
     for die_after in 0..4 {
         let s = TargetSettings {
@@ -502,14 +536,52 @@ fn commits_forced_by_the_byte_budget_lose_nothing() {
         run_ok(&sink, &s, &replay_from(&lines, at));
         let db = sink.0.lock().expect("lock");
         assert!(
-            db.commits.iter().any(|m| m.tail.is_some()),
+            db.commits.iter().any(|m| !m.provisional.is_empty()),
             "some commits were forced past a state"
         );
-        let distinct: std::collections::BTreeSet<i64> = db.rows["s"].iter().copied().collect();
         assert_eq!(
-            distinct,
+            db.rows["s"].iter().copied().collect::<BTreeSet<i64>>(),
             (1..=300).collect(),
             "died after {die_after} states: nothing lost"
         );
+        assert_eq!(
+            db.rows["s"].len(),
+            300,
+            "died after {die_after} states: nothing twice"
+        );
+    }
+}
+
+/// A tap that sends the same STATE value every time (it keeps no position): after a crash
+/// it starts again from the beginning, and the replayed segments are recognised by their
+/// records; after a clean run, the same input is a new full sync.
+#[test]
+fn a_tap_repeating_one_state_value_is_resumed_exactly_once() {
+    let lines: Vec<String> = stream(40, 8)
+        .into_iter()
+        .map(|l| {
+            if l.contains("\"STATE\"") {
+                json!({"type": "STATE", "value": {"full_table": true}}).to_string()
+            } else {
+                l
+            }
+        })
+        .collect();
+    // The run dies at its first, second or third commit (the same state is written once).
+    for die_at in 0..3 {
+        let sink = MemorySink::default();
+        sink.0.lock().expect("lock").fail_commit_at = Some(die_at);
+        let mut out = Vec::new();
+        let died = run(sink.clone(), &settings(8), input(&lines), &mut out);
+        assert!(died.is_err());
+        sink.0.lock().expect("lock").fail_commit_at = None;
+        run_ok(&sink, &settings(8), &lines);
+        assert_eq!(
+            sink.0.lock().expect("lock").rows["s"],
+            (1..=40).collect::<Vec<_>>(),
+            "died at commit {die_at}"
+        );
+        run_ok(&sink, &settings(8), &lines);
+        assert_eq!(sink.0.lock().expect("lock").rows["s"].len(), 80);
     }
 }

@@ -59,6 +59,9 @@ pub fn first_commit(stream: &Arc<TargetStream>, batch: &RecordBatch) -> Commit {
         }],
         marker: CommitMarker::default(),
         swap_overwrite: false,
+        retract: Vec::new(),
+        provisional: false,
+        settle: Vec::new(),
     }
 }
 

@@ -57,6 +57,31 @@ pub fn fixture(name: &str) -> PathBuf {
     root().join("fixtures").join(name)
 }
 
+/// The lines of a fixture.
+pub fn fixture_lines(name: &str) -> Vec<String> {
+    std::fs::read_to_string(fixture(name))
+        .expect("fixture")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Where a tap resumed from `state` starts in `lines`: the index after the last STATE line
+/// carrying it.
+pub fn after_state(lines: &[String], state: &Value) -> usize {
+    lines
+        .iter()
+        .rposition(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .and_then(|v| v.get("value").cloned())
+                .as_ref()
+                == Some(state)
+        })
+        .expect("a STATE line with that value")
+        + 1
+}
+
 /// Writes `value` as JSON into `dir/name`.
 pub fn write_json(dir: &Path, name: &str, value: &Value) -> PathBuf {
     let path = dir.join(name);

@@ -3,12 +3,15 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use arrow::array::AsArray;
+use arrow::compute::{max, min};
+use arrow::datatypes::Int64Type;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use duckdb::{Connection, params};
 use serde_json::Value;
 use singer_target::Error;
-use singer_target::metadata::{SDC_DELETED_AT, SDC_TABLE_VERSION};
+use singer_target::metadata::{SDC_DELETED_AT, SDC_SEQUENCE, SDC_TABLE_VERSION};
 use singer_target::widen::widen;
 use singer_target::{Commit, CommitMarker, LoadMethod, LoadStats, Operation, Sink, TargetStream};
 
@@ -22,6 +25,9 @@ type Result<T, E = Error> = std::result::Result<T, E>;
 const STATE_TABLE: &str = "_sdc_state";
 const STREAMS_TABLE: &str = "_sdc_streams";
 const STAGE_SUFFIX: &str = "__sdc_overwrite";
+/// Append-only rows committed before their covering STATE, by `_sdc_sequence` range, until
+/// a later commit settles or retracts them (see `singer_target::ack`).
+const PROVISIONAL_TABLE: &str = "_sdc_provisional";
 
 /// Loads commits into a DuckDB database file.
 pub struct DuckDbSink {
@@ -36,6 +42,8 @@ pub struct DuckDbSink {
     overwrite_pending: HashSet<String>,
     /// The latest layout announced by a SCHEMA in this run, per stream.
     announced: HashMap<String, Vec<Field>>,
+    /// Streams already warned that their provisional rows cannot be marked.
+    warned_unmarkable: HashSet<String>,
 }
 
 fn db_err(e: duckdb::Error) -> Error {
@@ -70,10 +78,12 @@ impl DuckDbSink {
         conn.execute_batch(&format!(
             "CREATE SCHEMA IF NOT EXISTS {s};
              CREATE TABLE IF NOT EXISTS {state} (commit_seq BIGINT, committed_at TIMESTAMPTZ, state VARCHAR, marker VARCHAR);
-             CREATE TABLE IF NOT EXISTS {streams} (stream VARCHAR, table_name VARCHAR, key_properties VARCHAR, schema VARCHAR, rows_loaded BIGINT, last_load_at TIMESTAMPTZ);",
+             CREATE TABLE IF NOT EXISTS {streams} (stream VARCHAR, table_name VARCHAR, key_properties VARCHAR, schema VARCHAR, rows_loaded BIGINT, last_load_at TIMESTAMPTZ);
+             CREATE TABLE IF NOT EXISTS {provisional} (stream VARCHAR, table_name VARCHAR, first_sequence BIGINT, last_sequence BIGINT);",
             s = quote(&schema),
             state = qualified(&schema, STATE_TABLE),
             streams = qualified(&schema, STREAMS_TABLE),
+            provisional = qualified(&schema, PROVISIONAL_TABLE),
         ))
         .map_err(db_err)?;
         let mut owners = HashMap::new();
@@ -100,6 +110,7 @@ impl DuckDbSink {
             owners,
             overwrite_pending: HashSet::new(),
             announced: HashMap::new(),
+            warned_unmarkable: HashSet::new(),
         })
     }
 
@@ -237,6 +248,7 @@ impl DuckDbSink {
         stream: &TargetStream,
         table: &str,
         batch: &RecordBatch,
+        provisional: bool,
         stats: &mut LoadStats,
     ) -> Result<()> {
         let name = stream.name();
@@ -248,6 +260,9 @@ impl DuckDbSink {
         stats.batches += 1;
         match stream.load_method {
             LoadMethod::AppendOnly | LoadMethod::Overwrite => {
+                if provisional && stream.load_method == LoadMethod::AppendOnly {
+                    self.mark_provisional(name, table, &rows)?;
+                }
                 self.append(table, rows).map_err(stream_err(name))?;
                 stats.inserted += n;
             }
@@ -295,6 +310,85 @@ impl DuckDbSink {
                 stats.inserted += written.saturating_sub(replaced);
             }
         }
+        Ok(())
+    }
+
+    /// Remembers the `_sdc_sequence` range of append-only rows committed before their
+    /// covering STATE. Upserts need no record: a replay writes the same versions again.
+    fn mark_provisional(&mut self, stream: &str, table: &str, rows: &RecordBatch) -> Result<()> {
+        let range = rows
+            .column_by_name(SDC_SEQUENCE)
+            .and_then(|c| c.as_primitive_opt::<Int64Type>())
+            .and_then(|c| Some((min(c)?, max(c)?)));
+        let Some((first, last)) = range else {
+            if self.warned_unmarkable.insert(stream.to_string()) {
+                tracing::warn!(
+                    stream,
+                    "rows committed past the last STATE cannot be marked without the _sdc_sequence column (add_record_metadata is off): after a crash they may repeat"
+                );
+            }
+            return Ok(());
+        };
+        self.conn
+            .execute(
+                &format!(
+                    "INSERT INTO {} VALUES (?, ?, ?, ?)",
+                    qualified(&self.schema, PROVISIONAL_TABLE)
+                ),
+                params![stream, table, first, last],
+            )
+            .map_err(stream_err(stream))?;
+        Ok(())
+    }
+
+    /// Removes a stream's provisional rows: the input replays them.
+    fn retract(&mut self, stream: &str, stats: &mut LoadStats) -> Result<()> {
+        let provisional = qualified(&self.schema, PROVISIONAL_TABLE);
+        let ranges: Vec<(String, i64, i64)> = {
+            let mut stmt = self
+                .conn
+                .prepare(&format!(
+                    "SELECT table_name, first_sequence, last_sequence FROM {provisional} WHERE stream = ?"
+                ))
+                .map_err(db_err)?;
+            stmt.query_map([stream], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(db_err)?
+                .collect::<duckdb::Result<_>>()
+                .map_err(db_err)?
+        };
+        for (table, first, last) in ranges {
+            let removed = self
+                .conn
+                .execute(
+                    &format!(
+                        "DELETE FROM {} WHERE {} BETWEEN ? AND ?",
+                        qualified(&self.schema, &table),
+                        quote(SDC_SEQUENCE)
+                    ),
+                    params![first, last],
+                )
+                .map_err(stream_err(stream))? as u64;
+            stats.deleted += removed;
+            tracing::info!(
+                stream,
+                rows = removed,
+                "removed rows an interrupted run committed past its last STATE; the input sends them again"
+            );
+        }
+        self.settle(stream)
+    }
+
+    /// Forgets a stream's provisional rows: a STATE now covers them.
+    fn settle(&mut self, stream: &str) -> Result<()> {
+        self.conn
+            .execute(
+                &format!(
+                    "DELETE FROM {} WHERE stream = ?",
+                    qualified(&self.schema, PROVISIONAL_TABLE)
+                ),
+                [stream],
+            )
+            .map_err(db_err)?;
         Ok(())
     }
 
@@ -357,6 +451,11 @@ impl DuckDbSink {
 
     fn apply(&mut self, commit: &Commit) -> Result<Vec<(String, LoadStats)>> {
         let mut all_stats = Vec::new();
+        for stream in &commit.retract {
+            let mut stats = LoadStats::default();
+            self.retract(stream, &mut stats)?;
+            all_stats.push((stream.clone(), stats));
+        }
         for changes in &commit.streams {
             let mut stream = changes.stream.clone();
             let name = stream.name().to_string();
@@ -389,7 +488,9 @@ impl DuckDbSink {
                         stream = s.clone();
                         self.ensure_table(&stream, &table)?;
                     }
-                    Operation::Rows(batch) => self.load_rows(&stream, &table, batch, &mut stats)?,
+                    Operation::Rows(batch) => {
+                        self.load_rows(&stream, &table, batch, commit.provisional, &mut stats)?
+                    }
                     Operation::ActivateVersion(v) => {
                         self.activate_version(&stream, &table, *v, &mut stats)?
                     }
@@ -413,6 +514,9 @@ impl DuckDbSink {
                 self.tables.remove(&table);
                 self.tables.remove(&stage);
             }
+        }
+        for stream in &commit.settle {
+            self.settle(stream)?;
         }
         let marker = serde_json::to_string(&commit.marker).unwrap_or_default();
         let state = commit.marker.state.as_ref().map(Value::to_string);

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 use singer_testing::duckdb::{Connection, query_one, rows};
-use singer_testing::{TargetRun, bin, fixture, load_target};
+use singer_testing::{TargetRun, after_state, bin, fixture, fixture_lines, load_target};
 
 const TARGET: &str = "target-duckdb";
 
@@ -485,4 +485,54 @@ fn a_state_of_any_json_is_acknowledged_unchanged() {
     run.assert_ok();
     assert_eq!(run.states(), [json!("checkpoint-7")]);
     assert_eq!(run.query::<i64>("SELECT count(*) FROM s"), 1);
+}
+
+/// The tap dies after records past its last STATE: the target commits them as provisional
+/// (marked in `_sdc_provisional`), and the resumed tap, which sends them again re-stamped
+/// with a new `time_extracted`, replaces them: every row once.
+#[test]
+fn rows_past_the_last_state_are_replaced_by_the_resumed_tap() {
+    let lines = fixture_lines("many_states.singer");
+    let cut = lines
+        .iter()
+        .position(|l| l.contains("\"seq\":250,"))
+        .expect("record 250")
+        + 1;
+    let dir = tempfile::tempdir().expect("tmp");
+    let first_input = dir.path().join("first.singer");
+    std::fs::write(&first_input, lines[..cut].join("\n") + "\n").expect("write");
+    let first = load_into(dir, &first_input, json!({"batch_size_rows": 100}));
+    first.assert_ok();
+    assert_eq!(first.query::<i64>("SELECT count(*) FROM log_lines"), 250);
+    assert!(first.query::<i64>("SELECT count(*) FROM _sdc_provisional") > 0);
+    let resume_from = first.states().last().cloned().expect("a state");
+    let at = after_state(&lines, &resume_from);
+    let resumed: Vec<String> = lines[at..]
+        .iter()
+        .map(|l| {
+            l.replacen(
+                "{\"type\":\"RECORD\",",
+                "{\"time_extracted\": \"2026-12-03T00:00:00Z\", \"type\": \"RECORD\", ",
+                1,
+            )
+        })
+        .collect();
+    let replay = first.dir.path().join("replay.singer");
+    std::fs::write(&replay, format!("{}\n{}\n", lines[0], resumed.join("\n"))).expect("write");
+    let second = load_into(first.dir, &replay, json!({"batch_size_rows": 100}));
+    second.assert_ok();
+    assert_eq!(second.query::<i64>("SELECT count(*) FROM log_lines"), 500);
+    assert_eq!(
+        second.query::<i64>("SELECT count(DISTINCT seq) FROM log_lines"),
+        500
+    );
+    assert_eq!(
+        second.query::<i64>("SELECT count(*) FROM _sdc_provisional"),
+        0
+    );
+    assert!(
+        second
+            .stderr()
+            .contains("removed rows an interrupted run committed")
+    );
 }

@@ -249,6 +249,11 @@ pub struct CommitLog {
     /// removed when the input ends.
     #[serde(default)]
     pub overwrite_from: BTreeMap<String, u64>,
+    /// Per stream, the files of rows committed before their covering STATE, relative to the
+    /// destination: removed if a later run replays them, forgotten once a STATE covers them
+    /// (see `singer_target::ack`).
+    #[serde(default)]
+    pub provisional: BTreeMap<String, Vec<String>>,
 }
 
 #[cfg(test)]

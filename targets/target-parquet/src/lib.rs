@@ -4,7 +4,7 @@
 //! optionally Hive-partitioned (`col=value/`), readable by DuckDB, Spark and Trino as one
 //! table.
 //!
-//! The Singer side (reading, batching, state after commit, replay detection) is
+//! The Singer side (reading, batching, state after commit, the exactly-once ledger) is
 //! `singer_target`; this crate is the [`ParquetSink`]: how a commit becomes files.
 //!
 //! A commit is made durable in this order, so a crash at any point leaves either the old

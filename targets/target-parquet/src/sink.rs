@@ -398,7 +398,26 @@ impl Sink for ParquetSink {
         let mut overwrite_from = self.log.overwrite_from.clone();
         let mut written = Written::default();
         let mut all_stats = Vec::new();
+        let mut provisional = self.log.provisional.clone();
         let result = (|| {
+            for stream in &commit.retract {
+                let mut stats = LoadStats::default();
+                for file in provisional.remove(stream).unwrap_or_default() {
+                    let path = self.root.join(&file);
+                    if path.exists() {
+                        stats.deleted += row_count(&path);
+                        written.deletes.push(path);
+                    }
+                }
+                if stats.deleted > 0 {
+                    tracing::info!(
+                        stream = %stream,
+                        rows = stats.deleted,
+                        "removing files an interrupted run committed past its last STATE; the input sends their rows again"
+                    );
+                }
+                all_stats.push((stream.clone(), stats));
+            }
             for changes in &commit.streams {
                 let name = changes.stream.name().to_string();
                 let dir = self.stream_dir(&name, &mut owners)?;
@@ -435,6 +454,22 @@ impl Sink for ParquetSink {
             }
             return Err(e);
         }
+        if commit.provisional {
+            for (_, target, _, stream) in &written.renames {
+                let overwrite = commit.streams.iter().any(|c| {
+                    c.stream.name() == stream && c.stream.load_method == LoadMethod::Overwrite
+                });
+                if !overwrite {
+                    provisional
+                        .entry(stream.clone())
+                        .or_default()
+                        .push(self.relative(target));
+                }
+            }
+        }
+        for stream in &commit.settle {
+            provisional.remove(stream);
+        }
         let log = CommitLog {
             seq,
             marker: commit.marker,
@@ -446,6 +481,7 @@ impl Sink for ParquetSink {
             deletes: written.deletes.iter().map(|p| self.relative(p)).collect(),
             streams: owners,
             overwrite_from,
+            provisional,
         };
         let bytes = serde_json::to_vec_pretty(&log).map_err(Error::destination)?;
         write_atomic(&self.root.join(COMMIT_LOG), &bytes)?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde_json::{Value, json};
 use singer_testing::duckdb::{in_memory, parquet_scan, query_one};
-use singer_testing::{TargetRun, fixture, load_target};
+use singer_testing::{TargetRun, after_state, fixture, fixture_lines, load_target};
 
 const TARGET: &str = "target-parquet";
 
@@ -270,11 +270,7 @@ fn bad_input_keeps_acknowledged_files_only() {
 
 #[test]
 fn a_tap_that_died_mid_segment_is_resumed_exactly_once() {
-    let lines: Vec<String> = std::fs::read_to_string(fixture("many_states.singer"))
-        .expect("fixture")
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let lines = fixture_lines("many_states.singer");
     // The tap dies after record 250, before its STATE: the target commits what it has.
     let cut = lines
         .iter()
@@ -292,20 +288,11 @@ fn a_tap_that_died_mid_segment_is_resumed_exactly_once() {
     );
     // The orchestrator resumes after the last acknowledged state (249): record 250 again.
     let resume_from = first.states().last().cloned().expect("a state");
-    let at = lines
-        .iter()
-        .position(|l| {
-            serde_json::from_str::<Value>(l)
-                .ok()
-                .and_then(|v| v.get("value").cloned())
-                .as_ref()
-                == Some(&resume_from)
-        })
-        .expect("state line");
+    let at = after_state(&lines, &resume_from);
     let replay = first.dir.path().join("replay.singer");
     std::fs::write(
         &replay,
-        format!("{}\n{}\n", lines[0], lines[at + 1..].join("\n")),
+        format!("{}\n{}\n", lines[0], lines[at..].join("\n")),
     )
     .expect("write");
     let second = load_into(first.dir, &replay, json!({"batch_size_rows": 100}));
