@@ -2,14 +2,14 @@
 //!
 //! A Singer stream is one JSON object per line. Each has a `type`: `SCHEMA` describes a
 //! stream, `RECORD` carries one row, `STATE` is an opaque bookmark the orchestrator keeps,
-//! `ACTIVATE_VERSION` tells a target that a full-table version is complete.
+//! `ACTIVATE_VERSION` tells a target that a full-table version is complete, and the Meltano
+//! SDK's `BATCH` points to files that hold a stream's records.
 //!
 //! [`MessageReader`] reads any [`BufRead`] and yields each message with its 1-based line
 //! number. Each line is parsed exactly once, straight into the message's fields (the record
 //! lands in a `serde_json::Map` without an intermediate value), and every error names the
 //! line, the message type when it could be read, and what is wrong. Lines of a type this crate
-//! does not know (other Singer tools add their own, such as the SDK's `BATCH`) are logged
-//! as a warning and skipped.
+//! does not know (other Singer tools add their own) are logged as a warning and skipped.
 //!
 //! ```
 //! use singer_core::message::{Message, MessageReader};
@@ -55,6 +55,8 @@ pub enum Message {
     State(StateMessage),
     /// A full-table version of a stream is complete; older versions can go.
     ActivateVersion(ActivateVersionMessage),
+    /// A stream's records, in files.
+    Batch(BatchMessage),
 }
 
 /// `SCHEMA`: the JSON Schema of a stream's records and its keys.
@@ -105,6 +107,53 @@ pub struct ActivateVersionMessage {
     pub version: i64,
 }
 
+/// `BATCH` (Meltano SDK): records of a stream in files, listed in `manifest`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchMessage {
+    /// The stream name.
+    pub stream: String,
+    /// How the files are written.
+    pub encoding: BatchEncoding,
+    /// The files, as URLs (`file:///...`) or paths, in order.
+    pub manifest: Vec<String>,
+}
+
+/// How a batch's files are written, as the SDK's `encoding` object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchEncoding {
+    /// `jsonl` (one record object per line) or `parquet`.
+    pub format: BatchFormat,
+    /// `gzip` or `none` (JSON lines only; Parquet compresses inside the file).
+    #[serde(default, deserialize_with = "compression_or_null")]
+    pub compression: BatchCompression,
+}
+
+/// The file format of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchFormat {
+    /// JSON lines: one record object per line.
+    Jsonl,
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// The compression of a batch's files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchCompression {
+    /// Plain files.
+    #[default]
+    None,
+    /// gzip.
+    Gzip,
+}
+
+fn compression_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<BatchCompression, D::Error> {
+    Ok(Option::<BatchCompression>::deserialize(d)?.unwrap_or_default())
+}
+
 impl Message {
     /// The Singer `type` of the message.
     pub fn type_name(&self) -> &'static str {
@@ -113,6 +162,7 @@ impl Message {
             Message::Record(_) => "RECORD",
             Message::State(_) => "STATE",
             Message::ActivateVersion(_) => "ACTIVATE_VERSION",
+            Message::Batch(_) => "BATCH",
         }
     }
 
@@ -122,6 +172,7 @@ impl Message {
             Message::Schema(m) => Some(&m.stream),
             Message::Record(m) => Some(&m.stream),
             Message::ActivateVersion(m) => Some(&m.stream),
+            Message::Batch(m) => Some(&m.stream),
             Message::State(_) => None,
         }
     }
@@ -167,6 +218,11 @@ impl Serialize for Message {
                 map.serialize_entry("stream", &m.stream)?;
                 map.serialize_entry("version", &m.version)?;
             }
+            Message::Batch(m) => {
+                map.serialize_entry("stream", &m.stream)?;
+                map.serialize_entry("encoding", &m.encoding)?;
+                map.serialize_entry("manifest", &m.manifest)?;
+            }
         }
         map.end()
     }
@@ -202,6 +258,8 @@ struct Envelope {
     value: Option<Value>,
     version: Option<Value>,
     time_extracted: Option<Value>,
+    encoding: Option<Value>,
+    manifest: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -216,6 +274,8 @@ enum Field {
     Value,
     Version,
     TimeExtracted,
+    Encoding,
+    Manifest,
     #[serde(other)]
     Other,
 }
@@ -241,6 +301,8 @@ impl<'de> Deserialize<'de> for Envelope {
                         Field::Value => &mut e.value,
                         Field::Version => &mut e.version,
                         Field::TimeExtracted => &mut e.time_extracted,
+                        Field::Encoding => &mut e.encoding,
+                        Field::Manifest => &mut e.manifest,
                         Field::Other => {
                             map.next_value::<IgnoredAny>()?;
                             continue;
@@ -386,6 +448,30 @@ fn parse_line(line_number: u64, line: &[u8]) -> Result<Option<Message>, ParseErr
             }
             .ok_or_else(|| fail(t, s, "missing `version`".into()))?;
             Message::ActivateVersion(ActivateVersionMessage { stream, version })
+        }
+        "BATCH" => {
+            let stream = stream(&mut e)?;
+            let s = Some(stream.as_str());
+            let encoding = match e.encoding {
+                Some(v @ Value::Object(_)) => serde_json::from_value(v)
+                    .map_err(|err| fail(t, s, format!("`encoding`: {err}")))?,
+                Some(other) => {
+                    return Err(fail(
+                        t,
+                        s,
+                        format!("`encoding` must be an object, found {}", json_kind(&other)),
+                    ));
+                }
+                None => return Err(fail(t, s, "missing `encoding`".into())),
+            };
+            let manifest = string_list(e.manifest, "manifest")
+                .map_err(|r| fail(t, s, r))?
+                .ok_or_else(|| fail(t, s, "missing `manifest`".into()))?;
+            Message::Batch(BatchMessage {
+                stream,
+                encoding,
+                manifest,
+            })
         }
         _ => return Ok(None),
     };
@@ -689,8 +775,53 @@ mod tests {
     }
 
     #[test]
+    fn batch_messages_as_the_sdk_writes_them() {
+        let m = parse(
+            r#"{"type": "BATCH", "stream": "users", "encoding": {"format": "jsonl", "compression": "gzip"}, "manifest": ["file:///tmp/users-1.json.gz", "file:///tmp/users-2.json.gz"]}"#,
+        );
+        let Ok(Some(Message::Batch(b))) = m else {
+            panic!("{m:?}")
+        };
+        assert_eq!(b.stream, "users");
+        assert_eq!(b.encoding.format, BatchFormat::Jsonl);
+        assert_eq!(b.encoding.compression, BatchCompression::Gzip);
+        assert_eq!(b.manifest.len(), 2);
+        let round_trip = parse(&Message::Batch(b.clone()).to_json_line());
+        assert_eq!(round_trip, Ok(Some(Message::Batch(b))));
+        let plain = parse(
+            r#"{"type":"BATCH","stream":"a","encoding":{"format":"parquet","compression":null},"manifest":[]}"#,
+        );
+        assert!(
+            matches!(&plain, Ok(Some(Message::Batch(b))) if b.encoding.compression == BatchCompression::None),
+            "{plain:?}"
+        );
+        for (bad, says) in [
+            (
+                r#"{"type":"BATCH","stream":"a","manifest":[]}"#,
+                "missing `encoding`",
+            ),
+            (
+                r#"{"type":"BATCH","stream":"a","encoding":{"format":"csv"},"manifest":[]}"#,
+                "unknown variant `csv`",
+            ),
+            (
+                r#"{"type":"BATCH","stream":"a","encoding":{"format":"jsonl"}}"#,
+                "missing `manifest`",
+            ),
+            (
+                r#"{"type":"BATCH","stream":"a","encoding":{"format":"jsonl"},"manifest":[1]}"#,
+                "manifest",
+            ),
+        ] {
+            let e = parse(bad).expect_err(bad);
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+            assert!(e.to_string().contains("line 7 (BATCH)"), "{e}");
+        }
+    }
+
+    #[test]
     fn unknown_types_are_skipped_not_errors() {
-        assert_eq!(parse(r#"{"type":"BATCH","stream":"a"}"#), Ok(None));
+        assert_eq!(parse(r#"{"type":"FANCY","stream":"a"}"#), Ok(None));
         let input = b"{\"type\":\"FOO\"}\n{\"type\":\"STATE\",\"value\":{}}\n";
         let got: Vec<_> = MessageReader::new(&input[..])
             .collect::<Result<_>>()

@@ -50,6 +50,7 @@
 #![deny(missing_docs)]
 
 pub mod ack;
+mod batch;
 mod buffer;
 pub mod cli;
 pub mod decoder;

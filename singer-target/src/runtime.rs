@@ -47,9 +47,10 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use singer_core::Error as CoreError;
-use singer_core::message::{Message, MessageReader, Record, SchemaMessage};
+use singer_core::message::{BatchMessage, Message, MessageReader, Record, SchemaMessage};
 
 use crate::ack::{self, CommitKind, CommitPlan, Ledger, Notice, StateVerdict};
+use crate::batch;
 use crate::buffer::StreamBuffer;
 use crate::decoder::{RecordDecoder, RowMeta};
 use crate::error::{Error, Result};
@@ -310,6 +311,7 @@ impl<S: Sink, W: Write> Runtime<S, W> {
                 };
                 self.on_record(line, &m.stream, m.record, meta, bytes, hash)
             }
+            Message::Batch(m) => self.on_batch(line, &m, received_at),
             Message::State(m) => self.on_state(m.value, hash),
             Message::ActivateVersion(m) => match self.streams.get_mut(&m.stream) {
                 Some(buffer) => buffer.activate_version(m.version),
@@ -321,7 +323,7 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         }
     }
 
-    /// One record of `stream`, with its canonical
+    /// One record of `stream` (from a RECORD, or a row of a BATCH file), with its canonical
     /// hash; `meta.sequence` is set here.
     fn on_record(
         &mut self,
@@ -357,6 +359,42 @@ impl<S: Sink, W: Write> Runtime<S, W> {
             self.on_byte_budget()?;
         }
         Ok(())
+    }
+
+    /// A BATCH: each row of its files is a record of the stream, at the BATCH line.
+    fn on_batch(&mut self, line: u64, m: &BatchMessage, received_at: i64) -> Result<()> {
+        if !self.streams.contains_key(&m.stream) {
+            return Err(CoreError::Protocol {
+                line,
+                reason: format!("BATCH for stream '{}' before its SCHEMA", m.stream),
+            }
+            .into());
+        }
+        batch::for_each_record(m, line, |record, bytes, origin| {
+            let hash = ack::record_hash(&m.stream, &record);
+            let meta = RowMeta {
+                received_at_micros: received_at,
+                ..RowMeta::default()
+            };
+            self.on_record(line, &m.stream, record, meta, bytes, hash)
+                .map_err(|e| match e {
+                    Error::Record {
+                        stream,
+                        line,
+                        field,
+                        reason,
+                    } => Error::Record {
+                        stream,
+                        line,
+                        field,
+                        reason: format!(
+                            "{reason} (BATCH file {}, row {})",
+                            origin.file, origin.row
+                        ),
+                    },
+                    other => other,
+                })
+        })
     }
 
     fn on_schema(&mut self, line: u64, m: SchemaMessage) -> Result<()> {

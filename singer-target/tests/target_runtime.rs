@@ -585,3 +585,127 @@ fn a_tap_repeating_one_state_value_is_resumed_exactly_once() {
         assert_eq!(sink.0.lock().expect("lock").rows["s"].len(), 80);
     }
 }
+
+/// Writes records `ids` of stream `s` as a gzip JSON-lines batch file.
+fn jsonl_gz_batch(path: &std::path::Path, ids: std::ops::RangeInclusive<i64>) {
+    use std::io::Write as _;
+    let file = std::fs::File::create(path).expect("create");
+    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    for i in ids {
+        writeln!(gz, "{}", json!({"v": format!("row {i}"), "id": i})).expect("write");
+    }
+    gz.finish().expect("finish");
+}
+
+/// Writes records `ids` of stream `s` as a Parquet batch file.
+fn parquet_batch(path: &std::path::Path, ids: std::ops::RangeInclusive<i64>) {
+    use arrow::array::{Int64Array, StringArray};
+    let ids: Vec<i64> = ids.collect();
+    let values: Vec<String> = ids.iter().map(|i| format!("row {i}")).collect();
+    let batch = arrow::record_batch::RecordBatch::try_from_iter([
+        (
+            "id",
+            Arc::new(Int64Array::from(ids)) as arrow::array::ArrayRef,
+        ),
+        (
+            "v",
+            Arc::new(StringArray::from(values)) as arrow::array::ArrayRef,
+        ),
+    ])
+    .expect("batch");
+    let file = std::fs::File::create(path).expect("create");
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+}
+
+fn batch_line(format: &str, compression: &str, files: &[String]) -> String {
+    json!({"type": "BATCH", "stream": "s",
+        "encoding": {"format": format, "compression": compression}, "manifest": files})
+    .to_string()
+}
+
+/// The SDK's BATCH messages: rows of gzip JSON-lines and Parquet files load as RECORDs
+/// would, in order with the RECORDs around them, under the same STATE rules.
+#[test]
+fn batch_messages_load_their_files_like_records() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (a, b, c) = (
+        dir.path().join("s-1.json.gz"),
+        dir.path().join("s-2.json.gz"),
+        dir.path().join("s-3.parquet"),
+    );
+    jsonl_gz_batch(&a, 2..=4);
+    jsonl_gz_batch(&b, 5..=6);
+    parquet_batch(&c, 7..=9);
+    let mut lines = stream(1, 1);
+    lines.pop();
+    lines.push(batch_line(
+        "jsonl",
+        "gzip",
+        &[format!("file://{}", a.display()), b.display().to_string()],
+    ));
+    lines.push(json!({"type": "STATE", "value": {"at": 6}}).to_string());
+    lines.push(batch_line("parquet", "none", &[c.display().to_string()]));
+    lines.push(
+        json!({"type": "RECORD", "stream": "s", "record": {"id": 10, "v": "row 10"}}).to_string(),
+    );
+    lines.push(json!({"type": "STATE", "value": {"at": 10}}).to_string());
+    let sink = MemorySink::default();
+    let out = run_ok(&sink, &settings(3), &lines);
+    assert_eq!(
+        sink.0.lock().expect("lock").rows["s"],
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(out, [r#"{"at":6}"#, r#"{"at":10}"#]);
+}
+
+/// A batch file that is missing, unreadable, on an unsupported URL scheme, or holds a row
+/// the schema refuses: an error naming the line, the stream and the file (and the row), and
+/// nothing after the last STATE before it is committed.
+#[test]
+fn a_batch_that_cannot_be_loaded_is_an_error_naming_its_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad_row = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad_row,
+        "{\"id\": 7, \"v\": \"ok\"}\n{\"id\": \"eight\"}\n",
+    )
+    .expect("write");
+    let not_parquet = dir.path().join("not.parquet");
+    std::fs::write(&not_parquet, "PAR1 but not really").expect("write");
+    let missing = dir.path().join("missing.json.gz").display().to_string();
+    for (line, says) in [
+        (
+            batch_line("jsonl", "gzip", std::slice::from_ref(&missing)),
+            vec!["line 5", "'s'", "missing.json.gz", "cannot open"],
+        ),
+        (
+            batch_line("jsonl", "none", &["s3://bucket/s.jsonl".into()]),
+            vec!["line 5", "s3://", "not supported"],
+        ),
+        (
+            batch_line("parquet", "none", &[not_parquet.display().to_string()]),
+            vec!["line 5", "not.parquet", "Parquet"],
+        ),
+        (
+            batch_line("jsonl", "none", &[bad_row.display().to_string()]),
+            vec!["line 5", "bad.jsonl", "row 2", "id"],
+        ),
+    ] {
+        let mut lines = stream(2, 2);
+        lines.push(line);
+        lines.push(json!({"type": "STATE", "value": {"never": true}}).to_string());
+        let sink = MemorySink::default();
+        let mut out = Vec::new();
+        let e = run(sink.clone(), &settings(100), input(&lines), &mut out)
+            .expect_err("the batch fails");
+        for s in &says {
+            assert!(e.to_string().contains(s), "{e} should say {s}");
+        }
+        assert_eq!(sink.0.lock().expect("lock").rows["s"], [1, 2]);
+        let out = String::from_utf8(out).expect("utf8");
+        assert!(!out.contains("never"), "{out}");
+    }
+}

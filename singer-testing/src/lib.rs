@@ -82,6 +82,29 @@ pub fn after_state(lines: &[String], state: &Value) -> usize {
         + 1
 }
 
+/// Writes `records` as a gzip JSON-lines file, as an SDK tap writes a BATCH file.
+pub fn write_jsonl_gz(path: &Path, records: &[Value]) {
+    use std::io::Write as _;
+    let file = std::fs::File::create(path).expect("create batch file");
+    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    for record in records {
+        writeln!(gz, "{record}").expect("write batch file");
+    }
+    gz.finish().expect("finish batch file");
+}
+
+/// A BATCH message line for `stream` (`format`: jsonl or parquet; `compression`: gzip or
+/// none) listing `files` as `file://` URLs.
+pub fn batch_message(stream: &str, format: &str, compression: &str, files: &[&Path]) -> String {
+    let manifest: Vec<String> = files
+        .iter()
+        .map(|f| format!("file://{}", f.display()))
+        .collect();
+    serde_json::json!({"type": "BATCH", "stream": stream,
+        "encoding": {"format": format, "compression": compression}, "manifest": manifest})
+    .to_string()
+}
+
 /// Writes `value` as JSON into `dir/name`.
 pub fn write_json(dir: &Path, name: &str, value: &Value) -> PathBuf {
     let path = dir.join(name);

@@ -6,7 +6,9 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 use singer_testing::duckdb::{Connection, query_one, rows};
-use singer_testing::{TargetRun, after_state, bin, fixture, fixture_lines, load_target};
+use singer_testing::{
+    TargetRun, after_state, batch_message, bin, fixture, fixture_lines, load_target, write_jsonl_gz,
+};
 
 const TARGET: &str = "target-duckdb";
 
@@ -535,4 +537,54 @@ fn rows_past_the_last_state_are_replaced_by_the_resumed_tap() {
             .stderr()
             .contains("removed rows an interrupted run committed")
     );
+}
+
+/// The SDK's BATCH messages: a gzip JSON-lines file and a Parquet file written by DuckDB
+/// load with the RECORDs around them, typed and validated as RECORDs are.
+#[test]
+fn batch_messages_load_jsonl_gz_and_parquet_files() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let jsonl = dir.path().join("events-1.json.gz");
+    let records: Vec<Value> = (1..=100)
+        .map(|i| json!({"id": i, "name": format!("event {i}"), "happened": "2024-01-15T10:23:45.123+0000"}))
+        .collect();
+    write_jsonl_gz(&jsonl, &records);
+    let parquet = dir.path().join("events-2.parquet");
+    Connection::open_in_memory()
+        .expect("duckdb")
+        .execute_batch(&format!(
+            "COPY (SELECT range::BIGINT AS id, 'event ' || range AS name, CAST(TIMESTAMP '2024-02-01 00:00:00' + to_hours(range) AS TIMESTAMPTZ) AS happened FROM range(101, 151)) TO '{}' (FORMAT parquet)",
+            parquet.display()
+        ))
+        .expect("write parquet");
+    let input = dir.path().join("input.singer");
+    let lines = [
+        json!({"type": "SCHEMA", "stream": "events", "key_properties": ["id"], "schema": {"properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"}, "happened": {"type": "string", "format": "date-time"}}}})
+        .to_string(),
+        batch_message("events", "jsonl", "gzip", &[&jsonl]),
+        json!({"type": "STATE", "value": {"batch": 1}}).to_string(),
+        batch_message("events", "parquet", "none", &[&parquet]),
+        json!({"type": "RECORD", "stream": "events", "record": {"id": 151, "name": "event 151"}}).to_string(),
+        json!({"type": "STATE", "value": {"batch": 2}}).to_string(),
+    ];
+    std::fs::write(&input, lines.join("\n") + "\n").expect("write");
+    let run = load_into(dir, &input, json!({}));
+    run.assert_ok();
+    assert_eq!(
+        run.query::<i64>("SELECT count(DISTINCT id) FROM events"),
+        151
+    );
+    // Parquet rows at 2024-02-01 plus `id` hours.
+    assert_eq!(
+        run.rows(
+            "SELECT CAST(happened AS VARCHAR) FROM events WHERE id IN (1, 101, 150) ORDER BY id"
+        ),
+        [
+            ["2024-01-15 10:23:45.123+00"],
+            ["2024-02-05 05:00:00+00"],
+            ["2024-02-07 06:00:00+00"]
+        ]
+    );
+    assert_eq!(run.states().last(), Some(&json!({"batch": 2})));
 }

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde_json::{Value, json};
 use singer_testing::duckdb::{in_memory, parquet_scan, query_one};
-use singer_testing::{TargetRun, after_state, fixture, fixture_lines, load_target};
+use singer_testing::{
+    TargetRun, after_state, batch_message, fixture, fixture_lines, load_target, write_jsonl_gz,
+};
 
 const TARGET: &str = "target-parquet";
 
@@ -328,4 +330,31 @@ fn the_same_complete_input_twice_is_loaded_twice() {
         1000,
         "a complete run's data is acknowledged: identical input later is new"
     );
+}
+
+/// The SDK's BATCH messages: a gzip JSON-lines batch becomes Parquet rows like RECORDs.
+#[test]
+fn batch_messages_load_jsonl_gz_files() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let jsonl = dir.path().join("s-1.json.gz");
+    let records: Vec<Value> = (1..=300)
+        .map(|i| json!({"id": i, "v": format!("row {i}")}))
+        .collect();
+    write_jsonl_gz(&jsonl, &records);
+    let input = dir.path().join("input.singer");
+    let lines = [
+        json!({"type": "SCHEMA", "stream": "s", "key_properties": [], "schema": {"properties": {
+            "id": {"type": "integer"}, "v": {"type": "string"}}}})
+        .to_string(),
+        batch_message("s", "jsonl", "gzip", &[&jsonl]),
+        json!({"type": "STATE", "value": {"done": true}}).to_string(),
+    ];
+    std::fs::write(&input, lines.join("\n") + "\n").expect("write");
+    let run = load_into(dir, &input, json!({}));
+    run.assert_ok();
+    assert_eq!(
+        run.query::<i64>(&format!("SELECT count(DISTINCT id) FROM {}", run.scan("s"))),
+        300
+    );
+    assert_eq!(run.states(), [json!({"done": true})]);
 }

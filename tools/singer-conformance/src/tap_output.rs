@@ -141,6 +141,12 @@ fn check(input: impl BufRead) -> Report {
                     ));
                 }
             }
+            Message::Batch(m) => {
+                let report = streams.entry(m.stream.clone()).or_default();
+                if report.schema.is_none() {
+                    report.problem(format!("line {line}: BATCH before the stream's SCHEMA"));
+                }
+            }
             Message::State(_) => states += 1,
         }
     }
