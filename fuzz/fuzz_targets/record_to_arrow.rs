@@ -8,7 +8,7 @@ use singer_target::{RecordDecoder, RowMeta, SchemaOptions, StreamSchema};
 fuzz_target!(|data: &[u8]| {
     let Ok(input) = serde_json::from_slice::<serde_json::Value>(data) else { return };
     let Some(schema) = input.get("schema") else { return };
-    let options = SchemaOptions { flatten_max_depth: None, validate_records: true };
+    let options = SchemaOptions { flattening: None, validate_records: true };
     let Ok(stream) = StreamSchema::with_options("fuzz", schema, vec![], &options) else { return };
     let mut decoder = RecordDecoder::new(&stream, true);
     for (i, record) in input.get("records").and_then(|r| r.as_array()).into_iter().flatten().enumerate() {

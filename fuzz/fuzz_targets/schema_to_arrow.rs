@@ -9,7 +9,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(schema) = serde_json::from_slice::<serde_json::Value>(data) else { return };
     for options in [
         SchemaOptions::default(),
-        SchemaOptions { flatten_max_depth: Some(2), validate_records: true },
+        SchemaOptions {
+            flattening: Some(singer_core::schema::Flattening { max_depth: 2, ..Default::default() }),
+            validate_records: true,
+        },
     ] {
         if let Ok(s) = StreamSchema::with_options("fuzz", &schema, vec![], &options) {
             let _ = s.arrow_schema();

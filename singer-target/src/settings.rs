@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use singer_core::schema::{DEFAULT_MAX_KEY_LENGTH, FLATTEN_SEPARATOR, Flattening};
+
 use crate::sink::LoadMethod;
 use crate::stream_schema::SchemaOptions;
 
@@ -37,6 +39,13 @@ pub struct TargetSettings {
     /// How many levels of nested objects to flatten (default 1 when flattening is enabled).
     #[schemars(title = "Max Flattening Depth", range(min = 0))]
     pub flattening_max_depth: Option<usize>,
+    /// What joins a parent and a child property name when flattening.
+    #[schemars(title = "Flattening Separator", length(min = 1))]
+    pub flattening_separator: String,
+    /// Flattened names this long or longer are shortened, parent by parent, to their
+    /// initials, as the Meltano SDK does.
+    #[schemars(title = "Flattening Max Key Length", range(min = 1))]
+    pub flattening_max_key_length: usize,
     /// append-only, upsert (replace rows by key) or overwrite (replace the table at the end
     /// of the run). Default: upsert for streams with key properties, append-only otherwise.
     pub load_method: Option<LoadMethod>,
@@ -60,6 +69,8 @@ impl Default for TargetSettings {
             validate_records: true,
             flattening_enabled: false,
             flattening_max_depth: None,
+            flattening_separator: FLATTEN_SEPARATOR.into(),
+            flattening_max_key_length: DEFAULT_MAX_KEY_LENGTH,
             load_method: None,
             hard_delete: false,
             state_file: None,
@@ -70,9 +81,11 @@ impl Default for TargetSettings {
 impl TargetSettings {
     pub(crate) fn schema_options(&self) -> SchemaOptions {
         SchemaOptions {
-            flatten_max_depth: self
-                .flattening_enabled
-                .then(|| self.flattening_max_depth.unwrap_or(1)),
+            flattening: self.flattening_enabled.then(|| Flattening {
+                max_depth: self.flattening_max_depth.unwrap_or(1),
+                separator: self.flattening_separator.clone(),
+                max_key_length: self.flattening_max_key_length,
+            }),
             validate_records: self.validate_records,
         }
     }
@@ -110,6 +123,8 @@ mod tests {
             "validate_records": {"type": ["boolean", "null"], "default": true},
             "flattening_enabled": {"type": ["boolean", "null"], "default": false},
             "flattening_max_depth": {"type": ["integer", "null"], "minimum": 0},
+            "flattening_separator": {"type": ["string", "null"], "minLength": 1, "default": "__"},
+            "flattening_max_key_length": {"type": ["integer", "null"], "minimum": 1, "default": 255},
             "load_method": {"type": ["string", "null"], "enum": ["append-only", "upsert", "overwrite", null]},
             "hard_delete": {"type": ["boolean", "null"], "default": false},
             "state_file": {"type": ["string", "null"]}

@@ -21,7 +21,8 @@ use serde_json::{Map, Value};
 use singer_core::Error as CoreError;
 use singer_core::message::Record;
 use singer_core::schema::{
-    Column, MAX_COLUMNS, columns_of, count_columns, flatten_record, flatten_schema, inline_refs,
+    Column, Flattening, MAX_COLUMNS, columns_of, count_columns, flatten_record, flatten_schema,
+    inline_refs,
 };
 
 use crate::error::{Error, Result};
@@ -30,8 +31,8 @@ use crate::fields::fields_of;
 /// How a target turns a SCHEMA message into columns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SchemaOptions {
-    /// Flatten nested objects this many levels deep (`None`: keep structs).
-    pub flatten_max_depth: Option<usize>,
+    /// Flatten nested objects (`None`: keep structs).
+    pub flattening: Option<Flattening>,
     /// Validate every record against its schema.
     pub validate_records: bool,
 }
@@ -45,7 +46,7 @@ pub struct StreamSchema {
     columns: Vec<Column>,
     arrow_schema: SchemaRef,
     validator: Option<Arc<jsonschema::Validator>>,
-    flatten_max_depth: Option<usize>,
+    flattening: Option<Flattening>,
 }
 
 impl std::fmt::Debug for StreamSchema {
@@ -77,8 +78,8 @@ impl StreamSchema {
                 reason,
             })
         };
-        let effective = match options.flatten_max_depth {
-            Some(depth) => flatten_schema(&inline_refs(schema), depth),
+        let effective = match &options.flattening {
+            Some(flattening) => flatten_schema(&inline_refs(schema), flattening),
             None => schema.clone(),
         };
         let columns = columns_of(&effective).map_err(invalid)?;
@@ -118,7 +119,7 @@ impl StreamSchema {
             columns,
             arrow_schema,
             validator,
-            flatten_max_depth: options.flatten_max_depth,
+            flattening: options.flattening.clone(),
         })
     }
 
@@ -190,8 +191,8 @@ impl StreamSchema {
     }
 
     fn flatten(&self, record: Record) -> Record {
-        match self.flatten_max_depth {
-            Some(depth) => flatten_record(record, depth),
+        match &self.flattening {
+            Some(flattening) => flatten_record(record, flattening),
             None => record,
         }
     }

@@ -9,13 +9,88 @@ use crate::message::Record;
 /// The separator between a parent and a child property name when flattening.
 pub const FLATTEN_SEPARATOR: &str = "__";
 
-/// Flattens nested objects into `parent__child` properties, `max_depth` levels deep, as the
-/// Meltano SDK's `flattening_enabled` does. Objects deeper than that, and arrays, become JSON
-/// text columns.
-pub fn flatten_schema(schema: &Value, max_depth: usize) -> Value {
+/// The Meltano SDK's default `flattening_max_key_length`.
+pub const DEFAULT_MAX_KEY_LENGTH: usize = 255;
+
+/// How to flatten: the SDK's `flattening_max_depth`, `flattening_separator` and
+/// `flattening_max_key_length`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flattening {
+    /// How many levels of nested objects become columns.
+    pub max_depth: usize,
+    /// Between a parent and a child name.
+    pub separator: String,
+    /// Flattened names this long or longer are shortened, parent by parent, as the SDK
+    /// does, so a target gets the same column names from either.
+    pub max_key_length: usize,
+}
+
+impl Default for Flattening {
+    fn default() -> Self {
+        Flattening {
+            max_depth: 1,
+            separator: FLATTEN_SEPARATOR.into(),
+            max_key_length: DEFAULT_MAX_KEY_LENGTH,
+        }
+    }
+}
+
+impl Flattening {
+    /// The flattened name of `name` under `parents`. Like the SDK's `flatten_key`: while
+    /// the joined name is at least `max_key_length` long, each part in turn, from the
+    /// outermost, becomes its initials (`customer_details` to `cd`; a name with one
+    /// initial keeps its first three letters).
+    pub fn key(&self, parents: &[String], name: &str) -> String {
+        let joined_len = |parts: &[String]| {
+            parts.iter().map(String::len).sum::<usize>()
+                + self.separator.len() * parts.len().saturating_sub(1)
+        };
+        if parents.is_empty() && name.len() < self.max_key_length {
+            return name.to_string();
+        }
+        let mut parts: Vec<String> = parents.to_vec();
+        parts.push(name.to_string());
+        let mut next = 0;
+        while joined_len(&parts) >= self.max_key_length && next < parts.len() {
+            parts[next] = initials(&parts[next]);
+            next += 1;
+        }
+        parts.join(&self.separator)
+    }
+}
+
+/// `inflection.camelize`, then only what is not a lowercase ASCII letter, lowercased; the
+/// first three characters when that leaves one or none.
+fn initials(part: &str) -> String {
+    let mut camel = String::with_capacity(part.len());
+    let mut upper_next = true;
+    for c in part.chars() {
+        if c == '_' {
+            upper_next = true;
+            continue;
+        }
+        if upper_next {
+            camel.extend(c.to_uppercase());
+            upper_next = false;
+        } else {
+            camel.push(c);
+        }
+    }
+    let reduced: String = camel.chars().filter(|c| !c.is_ascii_lowercase()).collect();
+    if reduced.chars().count() > 1 {
+        reduced.to_lowercase()
+    } else {
+        part.chars().take(3).collect::<String>().to_lowercase()
+    }
+}
+
+/// Flattens nested objects into `parent__child` properties, `options.max_depth` levels
+/// deep, as the Meltano SDK's `flattening_enabled` does. Objects deeper than that, and
+/// arrays, become JSON text columns.
+pub fn flatten_schema(schema: &Value, options: &Flattening) -> Value {
     let mut out = Map::new();
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-        flatten_schema_into(props, "", 0, max_depth, &mut out);
+        flatten_schema_into(props, &mut Vec::new(), options, &mut out);
     }
     let mut flat = schema.as_object().cloned().unwrap_or_default();
     flat.insert("properties".into(), Value::Object(out));
@@ -25,32 +100,28 @@ pub fn flatten_schema(schema: &Value, max_depth: usize) -> Value {
 
 fn flatten_schema_into(
     props: &Map<String, Value>,
-    prefix: &str,
-    level: usize,
-    max_depth: usize,
+    parents: &mut Vec<String>,
+    options: &Flattening,
     out: &mut Map<String, Value>,
 ) {
     for (name, sub) in props {
-        let key = format!("{prefix}{name}");
         let nested = sub.get("properties").and_then(Value::as_object);
         let is_object =
             schema_has_type(sub, "object") || (sub.get("type").is_none() && nested.is_some());
         match nested {
-            Some(nested) if is_object && level < max_depth && !nested.is_empty() => {
-                flatten_schema_into(
-                    nested,
-                    &format!("{key}{FLATTEN_SEPARATOR}"),
-                    level + 1,
-                    max_depth,
-                    out,
-                );
+            Some(nested)
+                if is_object && parents.len() < options.max_depth && !nested.is_empty() =>
+            {
+                parents.push(name.clone());
+                flatten_schema_into(nested, parents, options, out);
+                parents.pop();
             }
             _ if is_object || schema_has_type(sub, "array") => {
                 // Deeper objects and arrays are kept as JSON text.
-                out.insert(key, Value::Object(Map::new()));
+                out.insert(options.key(parents, name), Value::Object(Map::new()));
             }
             _ => {
-                out.insert(key, sub.clone());
+                out.insert(options.key(parents, name), sub.clone());
             }
         }
     }
@@ -65,36 +136,31 @@ fn schema_has_type(schema: &Value, t: &str) -> bool {
 }
 
 /// Flattens a record the way [`flatten_schema`] flattened its schema.
-pub fn flatten_record(record: Record, max_depth: usize) -> Record {
+pub fn flatten_record(record: Record, options: &Flattening) -> Record {
     let mut out = Map::with_capacity(record.len());
-    flatten_record_into(record, "", 0, max_depth, &mut out);
+    flatten_record_into(record, &mut Vec::new(), options, &mut out);
     out
 }
 
 fn flatten_record_into(
     record: Record,
-    prefix: &str,
-    level: usize,
-    max_depth: usize,
+    parents: &mut Vec<String>,
+    options: &Flattening,
     out: &mut Record,
 ) {
     for (name, value) in record {
-        let key = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}{name}")
-        };
         match value {
-            Value::Object(inner) if level < max_depth => {
-                flatten_record_into(
-                    inner,
-                    &format!("{key}{FLATTEN_SEPARATOR}"),
-                    level + 1,
-                    max_depth,
-                    out,
-                );
+            Value::Object(inner) if parents.len() < options.max_depth => {
+                parents.push(name);
+                flatten_record_into(inner, parents, options, out);
+                parents.pop();
             }
             other => {
+                let key = if parents.is_empty() && name.len() < options.max_key_length {
+                    name
+                } else {
+                    options.key(parents, &name)
+                };
                 out.insert(key, other);
             }
         }
@@ -145,7 +211,7 @@ mod tests {
                 "b": {"type": "string"},
                 "c": {"type": "object", "properties": {"d": {"type": "integer"}}},
                 "tags": {"type": "array", "items": {"type": "string"}}}}}});
-        let flat = flatten_schema(&schema, 1);
+        let flat = flatten_schema(&schema, &Flattening::default());
         let names: Vec<_> = flat["properties"]
             .as_object()
             .expect("obj")
@@ -161,14 +227,66 @@ mod tests {
             .as_object()
             .cloned()
             .expect("obj");
-        let flat_rec = flatten_record(rec.clone(), 1);
+        let flat_rec = flatten_record(rec.clone(), &Flattening::default());
         assert_eq!(
             Value::Object(flat_rec),
             json!({"id": 1, "a__b": "x", "a__c": {"d": 2}, "a__tags": ["t"]})
         );
-        let deep = flatten_record(rec, 5);
+        let five = Flattening {
+            max_depth: 5,
+            ..Flattening::default()
+        };
+        let deep = flatten_record(rec, &five);
         assert_eq!(deep.get("a__c__d"), Some(&json!(2)));
-        let deep_schema = flatten_schema(&schema, 5);
+        let deep_schema = flatten_schema(&schema, &five);
         assert!(deep_schema["properties"].get("a__c__d").is_some());
+    }
+
+    #[test]
+    fn another_separator_and_long_names_shortened_as_the_sdk_does() {
+        let dotted = Flattening {
+            separator: ".".into(),
+            ..Flattening::default()
+        };
+        let rec = json!({"a": {"b": 1}}).as_object().cloned().expect("obj");
+        assert_eq!(
+            Value::Object(flatten_record(rec, &dotted)),
+            json!({"a.b": 1})
+        );
+        let short = Flattening {
+            max_key_length: 20,
+            ..Flattening::default()
+        };
+        let parents = vec!["customer_details".to_string(), "address".to_string()];
+        // "customer_details__address__street_name" is 38 long: the first part becomes
+        // "cd" (still 24), "address" has one initial so becomes "add" (still 20, the
+        // limit), and then the name itself.
+        assert_eq!(short.key(&parents, "street_name"), "cd__add__sn");
+        assert_eq!(short.key(&[], "id"), "id");
+        // Exactly the limit is shortened too, as in the SDK (`>=`).
+        let at_limit = Flattening {
+            max_key_length: 4,
+            ..Flattening::default()
+        };
+        assert_eq!(at_limit.key(&["ab".into()], "c"), "ab__c");
+        assert_eq!(initials("fooBar_baz"), "fbb");
+        assert_eq!(initials("x"), "x");
+        // Schema and record agree on shortened names.
+        let schema = json!({"properties": {"customer_details": {"type": "object", "properties": {
+            "street_name": {"type": "string"}}}}});
+        let flat = flatten_schema(&schema, &short);
+        let rec = json!({"customer_details": {"street_name": "Main"}})
+            .as_object()
+            .cloned()
+            .expect("obj");
+        let flat_rec = flatten_record(rec, &short);
+        let schema_keys: Vec<&String> = flat["properties"]
+            .as_object()
+            .expect("obj")
+            .keys()
+            .collect();
+        let record_keys: Vec<&String> = flat_rec.keys().collect();
+        assert_eq!(schema_keys, record_keys);
+        assert_eq!(record_keys, ["cd__street_name"]);
     }
 }

@@ -69,6 +69,7 @@ pub fn about() -> About {
             "about",
             "test",
             "activate-version",
+            "structured-logging",
         ],
         settings: settings_schema::<Config>(),
     }

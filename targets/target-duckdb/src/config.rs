@@ -55,6 +55,7 @@ pub fn about() -> About {
             "schema-flattening",
             "validate-records",
             "activate-version",
+            "structured-logging",
             "batch",
             "hard-delete",
             "soft-delete",

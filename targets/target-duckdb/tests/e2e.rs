@@ -186,6 +186,27 @@ fn flattening_turns_nested_objects_into_columns() {
         run.rows("SELECT fields__summary, fields__status__name FROM issues WHERE id = '10001'"),
         [["Login fails", "To Do"]]
     );
+    // The SDK's separator and key-length settings: long names are shortened as it does.
+    let custom = load(
+        "nested_and_arrays.singer",
+        json!({"flattening_enabled": true, "flattening_max_depth": 2,
+            "flattening_separator": "_", "flattening_max_key_length": 15}),
+    );
+    custom.assert_ok();
+    assert_eq!(
+        custom.rows("SELECT fields_summary, fie_sta_name FROM issues WHERE id = '10001'"),
+        [["Login fails", "To Do"]]
+    );
+    let bad = load(
+        "nested_and_arrays.singer",
+        json!({"flattening_separator": "", "flattening_max_key_length": 0}),
+    );
+    assert!(!bad.output.status.success());
+    let stderr = bad.stderr();
+    assert!(
+        stderr.contains("flattening_separator") && stderr.contains("flattening_max_key_length"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -84,6 +84,7 @@ pub fn about() -> About {
             "schema-flattening",
             "validate-records",
             "activate-version",
+            "structured-logging",
             "batch",
         ],
         settings,

@@ -97,7 +97,7 @@ fn check(input: impl BufRead) -> Report {
             Message::Schema(m) => {
                 let report = streams.entry(m.stream.clone()).or_default();
                 let options = SchemaOptions {
-                    flatten_max_depth: None,
+                    flattening: None,
                     validate_records: true,
                 };
                 match StreamSchema::with_options(
