@@ -290,10 +290,28 @@ pub fn load_config_with_env(
         problems.extend(validate_config(about, &config));
     }
     if problems.is_empty() {
+        for name in unknown_settings(about, &config) {
+            tracing::warn!(
+                setting = %name,
+                "unknown setting '{name}' is ignored: it is not among the settings `{} --about` lists",
+                about.name
+            );
+        }
         Ok(config)
     } else {
         Err(Error::Config { problems })
     }
+}
+
+/// The settings in `config` that the plugin does not have (names only: values may be
+/// secrets).
+pub fn unknown_settings(about: &About, config: &Map<String, Value>) -> Vec<String> {
+    let known = about.properties();
+    config
+        .keys()
+        .filter(|k| !known.iter().any(|(name, _)| name == k))
+        .cloned()
+        .collect()
 }
 
 fn read_config_file(path: &Path) -> std::result::Result<Map<String, Value>, String> {
@@ -475,6 +493,13 @@ mod tests {
                 "required": ["api_token"]
             }),
         }
+    }
+
+    #[test]
+    fn unknown_settings_are_named() {
+        let config = json!({"api_token": "s3cr3t", "page_sise": 10, "flag": true});
+        let unknown = unknown_settings(&about(), config.as_object().expect("object"));
+        assert_eq!(unknown, ["page_sise"]);
     }
 
     #[test]

@@ -51,6 +51,27 @@ struct Written {
     deletes: Vec<PathBuf>,
 }
 
+/// `destination_path` as a local directory: a path or a `file://` URL. Other URLs are
+/// refused before anything is written (they would otherwise become a local folder named
+/// `s3:`).
+fn local_destination(path: &Path) -> Result<PathBuf> {
+    let text = path.to_string_lossy();
+    match text.split_once("://") {
+        None => Ok(path.to_path_buf()),
+        Some(("file", _)) => url::Url::parse(&text)
+            .ok()
+            .and_then(|u| u.to_file_path().ok())
+            .ok_or_else(|| {
+                Error::config(vec![format!(
+                    "destination_path '{text}' is not a valid file:// URL"
+                )])
+            }),
+        Some((scheme, _)) => Err(Error::config(vec![format!(
+            "destination_path '{text}': {scheme}:// URLs are not supported; give a local directory or a file:// URL"
+        )])),
+    }
+}
+
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
 }
@@ -58,7 +79,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 impl ParquetSink {
     /// Opens the destination, finishing an interrupted commit and removing leftovers.
     pub fn open(config: &Config) -> Result<Self> {
-        let root = config.destination_path.clone();
+        let root = local_destination(&config.destination_path)?;
         std::fs::create_dir_all(&root).map_err(io(&root))?;
         let codec = match config.compression {
             Compression::Zstd => Codec::ZSTD(ZstdLevel::default()),

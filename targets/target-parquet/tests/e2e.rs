@@ -358,3 +358,42 @@ fn batch_messages_load_jsonl_gz_files() {
     );
     assert_eq!(run.states(), [json!({"done": true})]);
 }
+
+/// An object-storage URL is refused before anything is written (not a local folder named
+/// `s3:`); a `file://` URL is a local directory; an unknown setting is named in a warning,
+/// without its value.
+#[test]
+fn destination_urls_and_unknown_settings_are_reported() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s3 = load_into(
+        dir,
+        &fixture("many_states.singer"),
+        json!({"destination_path": "s3://bucket/prefix"}),
+    );
+    assert!(!s3.output.status.success());
+    let stderr = s3.stderr();
+    assert!(
+        stderr.contains("s3://bucket/prefix") && stderr.contains("not supported"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_dir(s3.dir.path())
+            .expect("dir")
+            .all(|e| { e.map(|e| e.file_name() != "s3:").unwrap_or(true) })
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let lake = dir.path().join("lake");
+    let url = load_into(
+        dir,
+        &fixture("many_states.singer"),
+        json!({"destination_path": format!("file://{}", lake.display()), "bogus_setting": "hunter2"}),
+    );
+    url.assert_ok();
+    assert!(lake.join("log_lines").is_dir());
+    let stderr = url.stderr();
+    assert!(
+        stderr.contains("unknown setting 'bogus_setting'"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
