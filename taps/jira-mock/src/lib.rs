@@ -25,7 +25,9 @@
 //! | `GET /rest/agile/1.0/board/{id}/sprint` | agile page without `total` (cap 50); kanban → 400 |
 //!
 //! A site without Jira Software ([`MockConfig::without_jira_software`]) has no Agile API:
-//! both agile paths answer 404, as unknown paths do.
+//! both agile paths answer 404, as unknown paths do. With a cloud ID
+//! ([`MockConfig::with_cloud_id`]) the API is also served under `/ex/jira/{cloud_id}`, as
+//! `api.atlassian.com` serves it to OAuth apps.
 //!
 //! `/search/jql` understands a JQL subset (see [`jql`]); its `nextPageToken` is an
 //! opaque base64 string bound to the JQL text (a token used with other JQL → 400).
@@ -143,6 +145,10 @@ pub struct MockConfig {
     /// Service Management site, the Agile API (`/rest/agile/1.0/...`) does not exist and
     /// answers 404 like any unknown path.
     pub jira_software: bool,
+    /// The site's cloud ID: its API is also served under `/ex/jira/{cloud_id}`, as the
+    /// Atlassian API gateway (`api.atlassian.com`) serves it to OAuth apps. Other cloud
+    /// IDs answer 404.
+    pub cloud_id: Option<String>,
 }
 
 impl Default for MockConfig {
@@ -171,6 +177,7 @@ impl Default for MockConfig {
             slow_every: None,
             slow_ms: 1000,
             jira_software: true,
+            cloud_id: None,
         }
     }
 }
@@ -190,6 +197,12 @@ impl MockConfig {
     /// A site without Jira Software: no Agile API.
     pub fn without_jira_software(mut self) -> Self {
         self.jira_software = false;
+        self
+    }
+
+    /// Also serve the API under the gateway path `/ex/jira/{cloud_id}`.
+    pub fn with_cloud_id(mut self, cloud_id: impl Into<String>) -> Self {
+        self.cloud_id = Some(cloud_id.into());
         self
     }
 

@@ -76,6 +76,9 @@ struct Cli {
     /// A site without Jira Software: the Agile API answers 404.
     #[arg(long)]
     no_jira_software: bool,
+    /// Also serve the API under /ex/jira/CLOUD_ID, as api.atlassian.com does for OAuth apps.
+    #[arg(long)]
+    cloud_id: Option<String>,
 }
 
 impl Cli {
@@ -102,6 +105,7 @@ impl Cli {
             slow_every: self.slow_every,
             slow_ms: self.slow_ms,
             jira_software: !self.no_jira_software,
+            cloud_id: self.cloud_id,
             ..MockConfig::default()
         }
     }

@@ -49,6 +49,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route_layer(from_fn_with_state(state.clone(), auth::check))
         .route_layer(from_fn_with_state(state.clone(), faults::inject))
         .route_layer(from_fn_with_state(state.clone(), auth::count));
+    // The Atlassian API gateway's path for OAuth apps: the same API under the cloud ID.
+    let data = match &state.config.cloud_id {
+        Some(id) => data.clone().nest(&format!("/ex/jira/{id}"), data),
+        None => data,
+    };
     let admin = Router::new()
         .route("/_mock/touch", post(touch))
         .route("/_mock/stats", get(stats))

@@ -27,6 +27,12 @@ pub struct Config {
     #[serde(default)]
     #[schemars(title = "Access Token", extend("secret" = true, "writeOnly" = true))]
     pub access_token: Option<String>,
+    /// The site's cloud ID, for OAuth 2.0 apps: requests then go through the Atlassian API
+    /// gateway, https://api.atlassian.com/ex/jira/{cloud_id} (or, when domain is a full
+    /// http(s) URL, that URL's /ex/jira/{cloud_id}, for proxies and tests).
+    #[serde(default)]
+    #[schemars(title = "Cloud ID", length(min = 1))]
+    pub cloud_id: Option<String>,
     /// Only these project keys (default: all).
     #[serde(default)]
     pub projects: Vec<String>,
@@ -48,6 +54,9 @@ pub struct Config {
     #[serde(flatten)]
     pub tap: TapSettings,
 }
+
+/// Where OAuth 2.0 apps reach Jira Cloud sites by cloud ID.
+const ATLASSIAN_API_GATEWAY: &str = "https://api.atlassian.com";
 
 fn default_concurrency() -> usize {
     4
@@ -76,13 +85,17 @@ pub fn about() -> About {
 }
 
 impl Config {
-    /// The site's base URL.
+    /// The site's base URL: the site itself, or the API gateway's path for its cloud ID.
     pub fn base_url(&self) -> String {
         let d = self.domain.trim().trim_end_matches('/');
-        if d.starts_with("http://") || d.starts_with("https://") {
-            d.to_string()
-        } else {
-            format!("https://{d}")
+        let full_url = d.starts_with("http://") || d.starts_with("https://");
+        match self.cloud_id.as_deref().map(str::trim) {
+            Some(id) if !id.is_empty() => {
+                let gateway = if full_url { d } else { ATLASSIAN_API_GATEWAY };
+                format!("{gateway}/ex/jira/{id}")
+            }
+            _ if full_url => d.to_string(),
+            _ => format!("https://{d}"),
         }
     }
 
@@ -158,5 +171,23 @@ mod tests {
         );
         let secrets = about().secret_settings();
         assert_eq!(secrets, ["api_token", "access_token"]);
+    }
+
+    #[test]
+    fn a_cloud_id_goes_through_the_api_gateway() {
+        let config =
+            |v: serde_json::Value| -> Config { serde_json::from_value(v).expect("config") };
+        assert_eq!(
+            config(json!({"domain": "acme.atlassian.net"})).base_url(),
+            "https://acme.atlassian.net"
+        );
+        assert_eq!(
+            config(json!({"domain": "acme.atlassian.net", "cloud_id": "11223344-a1b2"})).base_url(),
+            "https://api.atlassian.com/ex/jira/11223344-a1b2"
+        );
+        assert_eq!(
+            config(json!({"domain": "http://127.0.0.1:9/", "cloud_id": "c1"})).base_url(),
+            "http://127.0.0.1:9/ex/jira/c1"
+        );
     }
 }

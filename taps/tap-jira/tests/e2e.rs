@@ -462,3 +462,38 @@ fn a_site_without_jira_software_skips_boards_and_sprints_with_one_warning() {
         site.handle().totals().issues
     );
 }
+
+/// OAuth apps reach a site through the API gateway by cloud ID: with `cloud_id` set, every
+/// request goes to `/ex/jira/{cloud_id}/...`; a wrong cloud ID fails clearly.
+#[test]
+fn oauth_with_a_cloud_id_goes_through_the_gateway_path() {
+    let bearer = "oauth-7c1e-secret";
+    let mock = Mock::start(
+        MockConfig::default()
+            .with_bearer(bearer)
+            .with_cloud_id("5b10ac8d-82e0-4d3b"),
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let write = |cloud_id: &str| {
+        let path = dir.path().join(format!("tap-{cloud_id}.json"));
+        let config = json!({"domain": mock.url, "access_token": bearer, "cloud_id": cloud_id,
+            "start_date": "2000-01-01T00:00:00Z", "request_timeout_seconds": 5, "max_tries": 2});
+        std::fs::write(&path, config.to_string()).expect("config");
+        path
+    };
+    let good = write("5b10ac8d-82e0-4d3b");
+    let out = tap(&["--config".as_ref(), good.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let msgs = messages(&out);
+    assert_eq!(records(&msgs, "issues").len(), mock.handle.totals().issues);
+    let wrong = write("not-this-site");
+    let out = tap(&["--config".as_ref(), wrong.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("404") && stderr.contains("/ex/jira/not-this-site"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(bearer), "{stderr}");
+}
