@@ -88,14 +88,18 @@ fn object_hash(members: &Map<String, Value>) -> u64 {
     })
 }
 
-/// What the ledger stores with each commit, in the same atomic step as its data.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the ledger stores with each commit, in the same atomic step as its data (inside
+/// the [`CommitMarker`](crate::CommitMarker)).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stored {
     /// Committed segments, oldest first, at most [`WINDOW`].
     pub segments: Vec<SegmentDigest>,
-    /// Streams with provisional rows the sink still remembers.
+    /// Streams with provisional rows (committed before their covering STATE) that the sink
+    /// still remembers.
     pub provisional: BTreeSet<String>,
-    /// The run ended at an acknowledged STATE: the next input is new.
+    /// The run ended at an acknowledged STATE: the next input is new, whatever it looks
+    /// like.
     pub complete: bool,
 }
 
@@ -218,11 +222,14 @@ impl Ledger {
         self.open.1 = self.open.1.wrapping_add(hash);
     }
 
-    /// Whether the input may still replay committed segments (the runtime keeps their rows
-    /// out of commits that release a STATE until then: there are none, as no STATE is
-    /// pending while seeking).
+    /// Whether the input may still replay committed segments.
     pub fn seeking(&self) -> bool {
         self.seek != Seek::Off
+    }
+
+    /// Whether this run read any STATE.
+    pub fn seen_state(&self) -> bool {
+        self.seen_state
     }
 
     /// Whether the input so far ends at a STATE of new input, with no record after it
@@ -283,8 +290,8 @@ impl Ledger {
         }
     }
 
-    /// What a commit of `kind` carrying rows of `carried` streams must do. Apply it with
-    /// [`Ledger::committed`] once the sink made it durable.
+    /// What a commit of `kind` carrying rows of `carried` streams must do. Once the sink
+    /// made it durable, tell [`Ledger::committed`] what it stored.
     pub fn plan<'a>(
         &mut self,
         kind: CommitKind,
@@ -327,12 +334,12 @@ impl Ledger {
         }
     }
 
-    /// The sink made `plan` durable.
-    pub fn committed(&mut self, plan: &CommitPlan) {
+    /// The sink made durable a commit planned by [`Ledger::plan`], which stored `stored`.
+    pub fn committed(&mut self, stored: &Stored) {
         self.earlier.clear();
         self.retract_next.clear();
-        self.this_run = plan.stored.provisional.clone();
-        self.history = plan.stored.segments.iter().copied().collect();
+        self.this_run = stored.provisional.clone();
+        self.history = stored.segments.iter().copied().collect();
         self.closed.clear();
     }
 
@@ -479,7 +486,7 @@ mod tests {
             let carried: BTreeSet<&str> = rows.iter().map(|(s, _)| s.as_str()).collect();
             let plan = self.ledger.plan(kind, carried);
             self.sink.apply(&plan, &rows);
-            self.ledger.committed(&plan);
+            self.ledger.committed(&plan.stored);
         }
 
         fn commit_covered(&mut self) {

@@ -199,8 +199,6 @@ struct Runtime<S, W> {
     ledger: Ledger,
     /// The last state committed data covers (stored with commits that cover no new one).
     committed_state: Option<Value>,
-    /// Whether any STATE was read in this run.
-    seen_state: bool,
     sequence: i64,
     summary: RunSummary,
     progress: Progress,
@@ -216,7 +214,8 @@ struct Progress {
 impl<S: Sink, W: Write> Runtime<S, W> {
     fn new(mut sink: S, settings: TargetSettings, output: W) -> Result<Self> {
         let marker = sink.last_commit()?;
-        let ledger = Ledger::new(marker.as_ref().map(CommitMarker::stored));
+        let (state, stored) = marker.map(|m| (m.state, m.ledger)).unzip();
+        let ledger = Ledger::new(stored);
         let now = Utc::now();
         Ok(Runtime {
             sink,
@@ -233,8 +232,7 @@ impl<S: Sink, W: Write> Runtime<S, W> {
             covered_rows: 0,
             covered_bytes: 0,
             ledger,
-            committed_state: marker.and_then(|m| m.state),
-            seen_state: false,
+            committed_state: state.flatten(),
             // Nanoseconds since the epoch at start, then +1 per record: increases within a
             // run and across runs.
             sequence: now.timestamp_nanos_opt().unwrap_or(now.timestamp_micros()),
@@ -471,7 +469,6 @@ impl<S: Sink, W: Write> Runtime<S, W> {
     }
 
     fn on_state(&mut self, value: Value, hash: u64) -> Result<()> {
-        self.seen_state = true;
         let verdict = self.ledger.state(hash);
         self.log_notices();
         if let StateVerdict::Replayed { caught_up } = verdict {
@@ -616,7 +613,7 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         self.commit_covered()?;
         // Overwrite tables are swapped in when the input never had a STATE (nothing to
         // resume); otherwise they wait for a run that ends at one.
-        let swap = !self.seen_state;
+        let swap = !self.ledger.seen_state();
         if !swap
             && self
                 .streams
@@ -637,20 +634,24 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         state: Option<Value>,
         swap_overwrite: bool,
     ) -> Result<()> {
-        let carried: Vec<String> = streams
+        let carried = streams
             .iter()
             .filter(|s| {
                 s.operations
                     .iter()
                     .any(|op| matches!(op, Operation::Rows(_)))
             })
-            .map(|s| s.stream.name().to_string())
-            .collect();
-        let plan: CommitPlan = self.ledger.plan(kind, carried.iter().map(String::as_str));
+            .map(|s| s.stream.name());
+        let CommitPlan {
+            provisional,
+            retract,
+            settle,
+            stored,
+        } = self.ledger.plan(kind, carried);
         self.log_notices();
         let nothing_to_do = streams.is_empty()
-            && plan.retract.is_empty()
-            && plan.settle.is_empty()
+            && retract.is_empty()
+            && settle.is_empty()
             && !swap_overwrite
             && kind != CommitKind::Complete;
         if nothing_to_do {
@@ -664,14 +665,17 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         }
         let commit = Commit {
             streams,
-            marker: CommitMarker::new(state, &plan.stored),
+            marker: CommitMarker {
+                state,
+                ledger: stored.clone(),
+            },
             swap_overwrite,
-            retract: plan.retract.clone(),
-            provisional: plan.provisional,
-            settle: plan.settle.clone(),
+            retract,
+            provisional,
+            settle,
         };
         let stats = self.sink.commit(commit)?;
-        self.ledger.committed(&plan);
+        self.ledger.committed(&stored);
         self.summary.commits += 1;
         for (stream, s) in stats {
             self.summary.streams.entry(stream).or_default().add(&s);

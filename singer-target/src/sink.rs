@@ -1,6 +1,5 @@
 //! The destination side of a target: what DuckDB and Parquet implement.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -8,7 +7,7 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ack::{SegmentDigest, Stored};
+use crate::ack::Stored;
 use crate::error::Result;
 use crate::stream_schema::StreamSchema;
 
@@ -75,38 +74,9 @@ pub struct StreamChanges {
 pub struct CommitMarker {
     /// The last state the committed data covers (echoed after the commit).
     pub state: Option<Value>,
-    /// The recent committed segments, oldest first.
-    #[serde(default)]
-    pub segments: Vec<SegmentDigest>,
-    /// Streams with provisional rows (committed before their covering STATE) that the sink
-    /// remembers.
-    #[serde(default)]
-    pub provisional: BTreeSet<String>,
-    /// The run that made this commit ended cleanly at a STATE and acknowledged it: the
-    /// next input is new, whatever it looks like.
-    #[serde(default)]
-    pub complete: bool,
-}
-
-impl CommitMarker {
-    /// The marker of a commit that covers `state` and stores the ledger's `stored`.
-    pub fn new(state: Option<Value>, stored: &Stored) -> Self {
-        CommitMarker {
-            state,
-            segments: stored.segments.clone(),
-            provisional: stored.provisional.clone(),
-            complete: stored.complete,
-        }
-    }
-
-    /// What the ledger stored.
-    pub fn stored(&self) -> Stored {
-        Stored {
-            segments: self.segments.clone(),
-            provisional: self.provisional.clone(),
-            complete: self.complete,
-        }
-    }
+    /// The ledger's record: recent segments, provisional streams, completeness.
+    #[serde(flatten)]
+    pub ledger: Stored,
 }
 
 /// Everything to make durable in one atomic step.

@@ -179,16 +179,19 @@ fn state_is_emitted_only_after_the_rows_it_covers_are_committed() {
     let committed: Vec<_> = db
         .commits
         .iter()
-        .filter(|m| !m.complete)
+        .filter(|m| !m.ledger.complete)
         .map(|m| m.state.clone())
         .collect();
     assert_eq!(committed.len(), 4, "{committed:?}");
     assert_eq!(out.len(), 4);
     assert!(
-        db.commits.last().is_some_and(|m| m.complete),
+        db.commits.last().is_some_and(|m| m.ledger.complete),
         "a clean end is recorded"
     );
-    for (line, marker) in out.iter().zip(db.commits.iter().filter(|m| !m.complete)) {
+    for (line, marker) in out
+        .iter()
+        .zip(db.commits.iter().filter(|m| !m.ledger.complete))
+    {
         let emitted: Value = serde_json::from_str(line).expect("json");
         assert_eq!(
             Some(&emitted),
@@ -536,7 +539,7 @@ fn commits_forced_by_the_byte_budget_are_replaced_exactly_once() {
         run_ok(&sink, &s, &replay_from(&lines, at));
         let db = sink.0.lock().expect("lock");
         assert!(
-            db.commits.iter().any(|m| !m.provisional.is_empty()),
+            db.commits.iter().any(|m| !m.ledger.provisional.is_empty()),
             "some commits were forced past a state"
         );
         assert_eq!(
