@@ -7,7 +7,6 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
 
 use arrow::json::ArrayWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -15,6 +14,7 @@ use singer_core::Error as CoreError;
 use singer_core::message::{BatchCompression, BatchFormat, BatchMessage, Record};
 
 use crate::error::{Error, Result};
+use crate::location::local_path;
 
 /// Where one record of a batch came from, for error messages.
 pub(crate) struct Origin<'a> {
@@ -39,7 +39,11 @@ pub(crate) fn for_each_record(
             }
             .into()
         };
-        let path = local_path(file).map_err(fail)?;
+        let path = local_path(file).map_err(|e| {
+            fail(format!(
+                "{e} in a BATCH manifest (only file:// URLs and local paths)"
+            ))
+        })?;
         let opened = File::open(&path).map_err(|e| fail(format!("cannot open: {e}")))?;
         match batch.encoding.format {
             BatchFormat::Jsonl => {
@@ -82,20 +86,6 @@ pub(crate) fn for_each_record(
     Ok(())
 }
 
-/// A manifest entry as a local path: `file://` URLs and plain paths.
-fn local_path(file: &str) -> std::result::Result<PathBuf, String> {
-    match file.split_once("://") {
-        None => Ok(PathBuf::from(file)),
-        Some(("file", _)) => url::Url::parse(file)
-            .ok()
-            .and_then(|u| u.to_file_path().ok())
-            .ok_or_else(|| "not a valid file:// URL".to_string()),
-        Some((scheme, _)) => Err(format!(
-            "'{scheme}://' URLs are not supported in a BATCH manifest (only file:// URLs and local paths)"
-        )),
-    }
-}
-
 /// Parquet rows as JSON records, through arrow's JSON writer (dates and date-times in
 /// RFC 3339, which the record path reads back), and their size as JSON.
 fn to_records(
@@ -110,20 +100,4 @@ fn to_records(
     }
     let records: Vec<Record> = serde_json::from_slice(&text).map_err(|e| e.to_string())?;
     Ok((records, text.len()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn manifest_entries_are_local_files_only() {
-        assert_eq!(
-            local_path("file:///tmp/a%20b.jsonl"),
-            Ok(PathBuf::from("/tmp/a b.jsonl"))
-        );
-        assert_eq!(local_path("rel/x.jsonl"), Ok(PathBuf::from("rel/x.jsonl")));
-        let e = local_path("s3://bucket/x.jsonl").expect_err("s3");
-        assert!(e.contains("'s3://'"), "{e}");
-    }
 }

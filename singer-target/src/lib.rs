@@ -13,6 +13,7 @@
 //! | [`sink`] | the [`Sink`] trait and what a [`Commit`] carries |
 //! | [`stream_schema`] | a SCHEMA compiled for loading: columns, keys, validation |
 //! | [`fields`] | column kinds to Arrow fields |
+//! | [`location`] | local paths and `file://` URLs; other URLs refused by name |
 //! | [`decoder`] | records to Arrow `RecordBatch`es ([`RecordDecoder`]) |
 //! | [`metadata`] | the `_sdc_*` record metadata columns |
 //! | [`widen`] | safe type widening on schema change |
@@ -56,6 +57,7 @@ pub mod cli;
 pub mod decoder;
 mod error;
 pub mod fields;
+pub mod location;
 pub mod metadata;
 pub mod runtime;
 pub mod settings;

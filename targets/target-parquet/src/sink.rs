@@ -14,6 +14,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use singer_core::state::{sync_dir, write_atomic};
 use singer_target::Error;
+use singer_target::location::local_path;
 use singer_target::metadata::SDC_TABLE_VERSION;
 use singer_target::{Commit, CommitMarker, LoadMethod, LoadStats, Operation, Sink, TargetStream};
 
@@ -51,25 +52,15 @@ struct Written {
     deletes: Vec<PathBuf>,
 }
 
-/// `destination_path` as a local directory: a path or a `file://` URL. Other URLs are
-/// refused before anything is written (they would otherwise become a local folder named
-/// `s3:`).
+/// `destination_path` as a local directory: a path or a `file://` URL, refused before
+/// anything is written when it is neither.
 fn local_destination(path: &Path) -> Result<PathBuf> {
     let text = path.to_string_lossy();
-    match text.split_once("://") {
-        None => Ok(path.to_path_buf()),
-        Some(("file", _)) => url::Url::parse(&text)
-            .ok()
-            .and_then(|u| u.to_file_path().ok())
-            .ok_or_else(|| {
-                Error::config(vec![format!(
-                    "destination_path '{text}' is not a valid file:// URL"
-                )])
-            }),
-        Some((scheme, _)) => Err(Error::config(vec![format!(
-            "destination_path '{text}': {scheme}:// URLs are not supported; give a local directory or a file:// URL"
-        )])),
-    }
+    local_path(&text).map_err(|e| {
+        Error::config(vec![format!(
+            "destination_path '{text}': {e}; give a local directory or a file:// URL"
+        )])
+    })
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
