@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use singer_testing::{after_state, bin, run_target, spawn_target, write_json};
+use singer_testing::{after_state, bin, run_target, spawn_target, write_json, write_lines};
 
 const RECORDS: usize = 12_000;
 const STATE_EVERY: usize = 700;
@@ -334,8 +334,7 @@ fn killing_target_parquet_loses_and_repeats_nothing() {
 fn kill_the_tap(target: Target, also_target: bool) {
     let lines = source();
     let dir = tempfile::tempdir().expect("tmp");
-    let capture = dir.path().join("capture.singer");
-    std::fs::write(&capture, lines.join("\n") + "\n").expect("capture");
+    let capture = write_lines(dir.path(), "capture.singer", &lines);
     let mut rng = fastrand::Rng::with_seed(0xBEEF + u64::from(also_target));
     for point in 0..kill_points().div_ceil(4) {
         let work = tempfile::tempdir().expect("tmp");

@@ -66,6 +66,22 @@ pub fn fixture_lines(name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Writes `lines` into `dir/name`, each ending in a newline, as a tap's output would be.
+pub fn write_lines(
+    dir: &Path,
+    name: &str,
+    lines: impl IntoIterator<Item = impl AsRef<str>>,
+) -> PathBuf {
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(line.as_ref());
+        text.push('\n');
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write lines");
+    path
+}
+
 /// Where a tap resumed from `state` starts in `lines`: the index after the last STATE line
 /// carrying it.
 pub fn after_state(lines: &[String], state: &Value) -> usize {

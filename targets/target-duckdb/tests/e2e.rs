@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use serde_json::{Value, json};
 use singer_testing::duckdb::{Connection, query_one, rows};
 use singer_testing::{
-    TargetRun, after_state, batch_message, bin, fixture, fixture_lines, load_target, write_jsonl_gz,
+    TargetRun, after_state, batch_message, bin, fixture, fixture_lines, load_target,
+    write_jsonl_gz, write_lines,
 };
 
 const TARGET: &str = "target-duckdb";
@@ -522,8 +523,7 @@ fn rows_past_the_last_state_are_replaced_by_the_resumed_tap() {
         .expect("record 250")
         + 1;
     let dir = tempfile::tempdir().expect("tmp");
-    let first_input = dir.path().join("first.singer");
-    std::fs::write(&first_input, lines[..cut].join("\n") + "\n").expect("write");
+    let first_input = write_lines(dir.path(), "first.singer", &lines[..cut]);
     let first = load_into(dir, &first_input, json!({"batch_size_rows": 100}));
     first.assert_ok();
     assert_eq!(first.query::<i64>("SELECT count(*) FROM log_lines"), 250);
@@ -540,8 +540,11 @@ fn rows_past_the_last_state_are_replaced_by_the_resumed_tap() {
             )
         })
         .collect();
-    let replay = first.dir.path().join("replay.singer");
-    std::fs::write(&replay, format!("{}\n{}\n", lines[0], resumed.join("\n"))).expect("write");
+    let replay = write_lines(
+        first.dir.path(),
+        "replay.singer",
+        std::iter::once(&lines[0]).chain(&resumed),
+    );
     let second = load_into(first.dir, &replay, json!({"batch_size_rows": 100}));
     second.assert_ok();
     assert_eq!(second.query::<i64>("SELECT count(*) FROM log_lines"), 500);
@@ -578,7 +581,6 @@ fn batch_messages_load_jsonl_gz_and_parquet_files() {
             parquet.display()
         ))
         .expect("write parquet");
-    let input = dir.path().join("input.singer");
     let lines = [
         json!({"type": "SCHEMA", "stream": "events", "key_properties": ["id"], "schema": {"properties": {
             "id": {"type": "integer"}, "name": {"type": "string"}, "happened": {"type": "string", "format": "date-time"}}}})
@@ -589,7 +591,7 @@ fn batch_messages_load_jsonl_gz_and_parquet_files() {
         json!({"type": "RECORD", "stream": "events", "record": {"id": 151, "name": "event 151"}}).to_string(),
         json!({"type": "STATE", "value": {"batch": 2}}).to_string(),
     ];
-    std::fs::write(&input, lines.join("\n") + "\n").expect("write");
+    let input = write_lines(dir.path(), "input.singer", &lines);
     let run = load_into(dir, &input, json!({}));
     run.assert_ok();
     assert_eq!(

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use singer_testing::duckdb::{in_memory, parquet_scan, query_one};
 use singer_testing::{
     TargetRun, after_state, batch_message, fixture, fixture_lines, load_target, write_jsonl_gz,
+    write_lines,
 };
 
 const TARGET: &str = "target-parquet";
@@ -280,8 +281,7 @@ fn a_tap_that_died_mid_segment_is_resumed_exactly_once() {
         .expect("record 250")
         + 1;
     let dir = tempfile::tempdir().expect("tmp");
-    let first_input = dir.path().join("first.singer");
-    std::fs::write(&first_input, lines[..cut].join("\n") + "\n").expect("write");
+    let first_input = write_lines(dir.path(), "first.singer", &lines[..cut]);
     let first = load_into(dir, &first_input, json!({"batch_size_rows": 100}));
     first.assert_ok();
     assert_eq!(
@@ -291,12 +291,11 @@ fn a_tap_that_died_mid_segment_is_resumed_exactly_once() {
     // The orchestrator resumes after the last acknowledged state (249): record 250 again.
     let resume_from = first.states().last().cloned().expect("a state");
     let at = after_state(&lines, &resume_from);
-    let replay = first.dir.path().join("replay.singer");
-    std::fs::write(
-        &replay,
-        format!("{}\n{}\n", lines[0], lines[at..].join("\n")),
-    )
-    .expect("write");
+    let replay = write_lines(
+        first.dir.path(),
+        "replay.singer",
+        std::iter::once(&lines[0]).chain(&lines[at..]),
+    );
     let second = load_into(first.dir, &replay, json!({"batch_size_rows": 100}));
     second.assert_ok();
     assert_eq!(
@@ -341,7 +340,6 @@ fn batch_messages_load_jsonl_gz_files() {
         .map(|i| json!({"id": i, "v": format!("row {i}")}))
         .collect();
     write_jsonl_gz(&jsonl, &records);
-    let input = dir.path().join("input.singer");
     let lines = [
         json!({"type": "SCHEMA", "stream": "s", "key_properties": [], "schema": {"properties": {
             "id": {"type": "integer"}, "v": {"type": "string"}}}})
@@ -349,7 +347,7 @@ fn batch_messages_load_jsonl_gz_files() {
         batch_message("s", "jsonl", "gzip", &[&jsonl]),
         json!({"type": "STATE", "value": {"done": true}}).to_string(),
     ];
-    std::fs::write(&input, lines.join("\n") + "\n").expect("write");
+    let input = write_lines(dir.path(), "input.singer", &lines);
     let run = load_into(dir, &input, json!({}));
     run.assert_ok();
     assert_eq!(
