@@ -368,17 +368,7 @@ fn parse_line(line_number: u64, line: &[u8]) -> Result<Option<Message>, ParseErr
         "RECORD" => {
             let stream = stream(&mut e)?;
             let s = Some(stream.as_str());
-            let record = match e.record {
-                Some(Value::Object(m)) => m,
-                Some(other) => {
-                    return Err(fail(
-                        t,
-                        s,
-                        format!("`record` must be an object, found {}", json_kind(&other)),
-                    ));
-                }
-                None => return Err(fail(t, s, "missing `record`".into())),
-            };
+            let record = object(e.record, "record").map_err(|r| fail(t, s, r))?;
             let version = e
                 .version
                 .map(|v| as_version(&v))
@@ -411,17 +401,7 @@ fn parse_line(line_number: u64, line: &[u8]) -> Result<Option<Message>, ParseErr
         "SCHEMA" => {
             let stream = stream(&mut e)?;
             let s = Some(stream.as_str());
-            let schema = match e.schema {
-                Some(v @ Value::Object(_)) => v,
-                Some(other) => {
-                    return Err(fail(
-                        t,
-                        s,
-                        format!("`schema` must be an object, found {}", json_kind(&other)),
-                    ));
-                }
-                None => return Err(fail(t, s, "missing `schema`".into())),
-            };
+            let schema = Value::Object(object(e.schema, "schema").map_err(|r| fail(t, s, r))?);
             let key_properties = string_list(e.key_properties, "key_properties")
                 .map_err(|r| fail(t, s, r))?
                 .unwrap_or_default();
@@ -452,18 +432,9 @@ fn parse_line(line_number: u64, line: &[u8]) -> Result<Option<Message>, ParseErr
         "BATCH" => {
             let stream = stream(&mut e)?;
             let s = Some(stream.as_str());
-            let encoding = match e.encoding {
-                Some(v @ Value::Object(_)) => serde_json::from_value(v)
-                    .map_err(|err| fail(t, s, format!("`encoding`: {err}")))?,
-                Some(other) => {
-                    return Err(fail(
-                        t,
-                        s,
-                        format!("`encoding` must be an object, found {}", json_kind(&other)),
-                    ));
-                }
-                None => return Err(fail(t, s, "missing `encoding`".into())),
-            };
+            let encoding = object(e.encoding, "encoding").map_err(|r| fail(t, s, r))?;
+            let encoding = serde_json::from_value(Value::Object(encoding))
+                .map_err(|err| fail(t, s, format!("`encoding`: {err}")))?;
             let manifest = string_list(e.manifest, "manifest")
                 .map_err(|r| fail(t, s, r))?
                 .ok_or_else(|| fail(t, s, "missing `manifest`".into()))?;
@@ -496,6 +467,18 @@ fn as_version(v: &Value) -> Result<Option<i64>, String> {
             "`version` must be an integer, found {}",
             json_kind(other)
         )),
+    }
+}
+
+/// A field that must be a JSON object.
+fn object(v: Option<Value>, name: &str) -> Result<Map<String, Value>, String> {
+    match v {
+        Some(Value::Object(m)) => Ok(m),
+        Some(other) => Err(format!(
+            "`{name}` must be an object, found {}",
+            json_kind(&other)
+        )),
+        None => Err(format!("missing `{name}`")),
     }
 }
 
