@@ -32,7 +32,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// How many committed segments the ledger remembers.
 pub const WINDOW: usize = 200;
@@ -51,7 +51,7 @@ pub struct SegmentDigest {
 /// The canonical hash of a record of `stream`: equal for equal JSON values, whatever their
 /// key order, whitespace or number spelling (`1.0` and `1e0` are one float).
 pub fn record_hash(stream: &str, record: &Map<String, Value>) -> u64 {
-    mix(xxh3_64(stream.as_bytes()), object_hash(record))
+    canon::record(stream, object_hash(record))
 }
 
 /// The canonical hash of a STATE value.
@@ -59,33 +59,87 @@ pub fn state_hash(value: &Value) -> u64 {
     value_hash(value)
 }
 
-fn mix(a: u64, b: u64) -> u64 {
-    (a ^ b.rotate_left(17))
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .rotate_left(29)
-}
-
-fn value_hash(v: &Value) -> u64 {
+/// The canonical hash of any JSON value.
+pub(crate) fn value_hash(v: &Value) -> u64 {
     match v {
-        Value::Null => 0x6E75_6C6C,
-        Value::Bool(b) => xxh3_64_with_seed(&[u8::from(*b)], 1),
+        Value::Null => canon::NULL,
+        Value::Bool(b) => canon::boolean(*b),
         Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), ..) => xxh3_64_with_seed(&i.to_le_bytes(), 2),
-            (None, Some(u), _) => xxh3_64_with_seed(&u.to_le_bytes(), 2),
-            (.., Some(f)) => xxh3_64_with_seed(&f.to_bits().to_le_bytes(), 3),
+            (Some(i), ..) => canon::integer(i.to_le_bytes()),
+            (None, Some(u), _) => canon::integer(u.to_le_bytes()),
+            (.., Some(f)) => canon::float(f),
             _ => xxh3_64_with_seed(n.to_string().as_bytes(), 4),
         },
-        Value::String(s) => xxh3_64_with_seed(s.as_bytes(), 5),
-        Value::Array(items) => items.iter().fold(6, |acc, item| mix(acc, value_hash(item))),
+        Value::String(s) => canon::string(s),
+        Value::Array(items) => items
+            .iter()
+            .fold(canon::ARRAY, |acc, item| canon::item(acc, value_hash(item))),
         Value::Object(members) => object_hash(members),
     }
 }
 
 /// Key order does not count: members are summed.
 fn object_hash(members: &Map<String, Value>) -> u64 {
-    members.iter().fold(7u64, |acc, (k, v)| {
-        acc.wrapping_add(mix(xxh3_64_with_seed(k.as_bytes(), 8), value_hash(v)))
+    members.iter().fold(canon::OBJECT, |acc, (k, v)| {
+        canon::member(acc, canon::key(k), value_hash(v))
     })
+}
+
+/// The building blocks of the canonical hash, shared with the decoder that hashes records
+/// while it parses them ([`crate::decoder`]): both must agree bit for bit.
+pub(crate) mod canon {
+    use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+    /// `null`.
+    pub const NULL: u64 = 0x6E75_6C6C;
+    /// The start of an array's fold.
+    pub const ARRAY: u64 = 6;
+    /// The start of an object's sum.
+    pub const OBJECT: u64 = 7;
+
+    pub fn boolean(b: bool) -> u64 {
+        xxh3_64_with_seed(&[u8::from(b)], 1)
+    }
+
+    /// An integer, as the little-endian bytes of its `i64` or `u64` (one spelling for
+    /// both when it fits either).
+    pub fn integer(le_bytes: [u8; 8]) -> u64 {
+        xxh3_64_with_seed(&le_bytes, 2)
+    }
+
+    pub fn float(f: f64) -> u64 {
+        xxh3_64_with_seed(&f.to_bits().to_le_bytes(), 3)
+    }
+
+    pub fn string(s: &str) -> u64 {
+        xxh3_64_with_seed(s.as_bytes(), 5)
+    }
+
+    /// An array item, in order.
+    pub fn item(acc: u64, item: u64) -> u64 {
+        mix(acc, item)
+    }
+
+    /// A member name's hash (also what the decoder looks columns up by).
+    pub fn key(name: &str) -> u64 {
+        xxh3_64_with_seed(name.as_bytes(), 8)
+    }
+
+    /// An object member, in any order.
+    pub fn member(acc: u64, key: u64, value: u64) -> u64 {
+        acc.wrapping_add(mix(key, value))
+    }
+
+    /// A record of a stream, from its object hash.
+    pub fn record(stream: &str, object: u64) -> u64 {
+        mix(xxh3_64(stream.as_bytes()), object)
+    }
+
+    fn mix(a: u64, b: u64) -> u64 {
+        (a ^ b.rotate_left(17))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29)
+    }
 }
 
 /// What the ledger stores with each commit, in the same atomic step as its data (inside
@@ -218,8 +272,13 @@ impl Ledger {
 
     /// A RECORD with this [`record_hash`] was read.
     pub fn record(&mut self, hash: u64) {
-        self.open.0 += 1;
-        self.open.1 = self.open.1.wrapping_add(hash);
+        self.records(1, hash);
+    }
+
+    /// `count` records were read, their [`record_hash`]es summing (wrapping) to `hash_sum`.
+    pub fn records(&mut self, count: u64, hash_sum: u64) {
+        self.open.0 += count;
+        self.open.1 = self.open.1.wrapping_add(hash_sum);
     }
 
     /// Whether the input may still replay committed segments.

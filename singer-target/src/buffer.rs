@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use arrow::record_batch::RecordBatch;
 use chrono::Utc;
 
 use singer_core::message::Record;
@@ -47,6 +48,13 @@ impl StreamBuffer {
     /// Buffers one record (already validated and flattened).
     pub fn push(&mut self, record: &Record, meta: &RowMeta, line: u64) -> Result<()> {
         self.decoder.push(record, meta, line)
+    }
+
+    /// Buffers rows a worker decoded (under the latest schema), after any rows before them.
+    pub fn push_batch(&mut self, batch: RecordBatch) -> Result<()> {
+        self.finish_decoder()?;
+        self.log.push(Operation::Rows(batch));
+        Ok(())
     }
 
     fn finish_decoder(&mut self) -> Result<()> {

@@ -59,11 +59,13 @@ mod error;
 pub mod fields;
 pub mod location;
 pub mod metadata;
+mod reader;
 pub mod runtime;
 pub mod settings;
 pub mod sink;
 pub mod stream_schema;
 pub mod widen;
+mod workers;
 
 pub use cli::{TargetConfig, main};
 pub use decoder::{RecordDecoder, RowMeta};

@@ -1,7 +1,9 @@
 //! The Meltano SDK's `_sdc_*` record metadata columns, which follow the data columns when
 //! `add_record_metadata` is on.
 
+use arrow::array::Int64Array;
 use arrow::datatypes::{DataType, Field};
+use arrow::record_batch::RecordBatch;
 
 use crate::fields::timestamp_type;
 
@@ -39,4 +41,20 @@ pub fn metadata_fields() -> Vec<Field> {
         Field::new(SDC_SEQUENCE, DataType::Int64, true),
         Field::new(SDC_TABLE_VERSION, DataType::Int64, true),
     ]
+}
+
+/// `batch` with `by` added to its `_sdc_sequence` (a worker numbers a segment's records from
+/// 0; the runtime knows how many came before). Batches without the column are unchanged.
+pub(crate) fn shift_sequence(
+    batch: RecordBatch,
+    by: i64,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let Ok(index) = batch.schema().index_of(SDC_SEQUENCE) else {
+        return Ok(batch);
+    };
+    let shifted =
+        arrow::compute::kernels::numeric::add(batch.column(index), &Int64Array::new_scalar(by))?;
+    let mut columns = batch.columns().to_vec();
+    columns[index] = shifted;
+    RecordBatch::try_new(batch.schema(), columns)
 }

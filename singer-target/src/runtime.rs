@@ -35,11 +35,11 @@
 //! # Ok::<(), singer_target::Error>(())
 //! ```
 
-use std::collections::HashMap;
-use std::io::{BufReader, Read, Write};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel, sync_channel};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -47,18 +47,21 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use singer_core::Error as CoreError;
-use singer_core::message::{BatchMessage, Message, MessageReader, Record, SchemaMessage};
+use singer_core::message::{BatchMessage, Message, Record};
 
 use crate::ack::{self, CommitKind, CommitPlan, Ledger, Notice, StateVerdict};
 use crate::batch;
 use crate::buffer::StreamBuffer;
 use crate::decoder::{RecordDecoder, RowMeta};
 use crate::error::{Error, Result};
+use crate::metadata;
+use crate::reader::{self, CompiledSchema, Outlets, ReaderOptions};
 use crate::settings::TargetSettings;
 use crate::sink::{
     Commit, CommitMarker, LoadMethod, LoadStats, Operation, Sink, StreamChanges, TargetStream,
 };
-use crate::stream_schema::{SchemaOptions, StreamSchema};
+use crate::stream_schema::StreamSchema;
+use crate::workers::{self, Item, Output, Segment};
 
 /// What a run did, per stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -103,85 +106,55 @@ pub fn run<S: Sink>(
     output: impl Write,
 ) -> Result<RunSummary> {
     let mut runtime = Runtime::new(sink, settings.clone(), output)?;
-    let rx = spawn_reader(input);
-    let result = runtime.drive(rx);
+    let pipeline = start_pipeline(input, settings);
+    let result = runtime.drive(&pipeline);
+    drop(pipeline);
     runtime.finish(result)
 }
 
-/// One parsed line handed from the reader thread.
-struct Parsed {
-    line: u64,
-    message: Message,
-    bytes: usize,
-    /// The canonical hash of a RECORD or STATE ([`ack::record_hash`], [`ack::state_hash`]).
-    hash: u64,
+/// The threads before the runtime: the [reader](crate::reader) cuts the input into
+/// numbered jobs and SCHEMAs, [workers](crate::workers) decode the jobs; results come back
+/// on `results`, possibly out of order.
+struct Pipeline {
+    results: Receiver<(u64, Output)>,
+    /// One message per number the reader took; received once that number is processed.
+    slots: Receiver<()>,
 }
 
-type Chunk = Result<Vec<Parsed>>;
-
-fn spawn_reader(input: impl Read + Send + 'static) -> Receiver<Chunk> {
-    let (tx, rx) = sync_channel::<Chunk>(16);
-    std::thread::Builder::new()
+fn start_pipeline(input: impl Read + Send + 'static, settings: &TargetSettings) -> Pipeline {
+    let (results_tx, results) = channel();
+    let (jobs_tx, jobs) = channel();
+    let (slots_tx, slots) = sync_channel(reader::IN_FLIGHT);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    workers::spawn(
+        workers,
+        settings.add_record_metadata,
+        jobs,
+        results_tx.clone(),
+    );
+    let options = ReaderOptions::new(settings.schema_options(), settings.batch_size_bytes);
+    let spawned = std::thread::Builder::new()
         .name("singer-reader".into())
         .spawn(move || {
-            let mut reader = MessageReader::new(BufReader::with_capacity(1 << 20, input));
-            let mut chunk = Vec::with_capacity(512);
-            loop {
-                // Hand over what we have before a read that may block, so a slow tap's
-                // STATE is not held back.
-                if !chunk.is_empty()
-                    && (chunk.len() >= 512 || reader.get_ref().buffer().is_empty())
-                    && tx
-                        .send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(512))))
-                        .is_err()
-                {
-                    return;
-                }
-                match reader.next_line() {
-                    Ok(Some((line, bytes))) => match Message::parse_line(line, bytes) {
-                        Ok(Some(message)) => {
-                            // Hashed here, off the main thread: how the ack ledger knows
-                            // records and states again when a resumed tap re-sends them.
-                            let hash = match &message {
-                                Message::Record(r) => ack::record_hash(&r.stream, &r.record),
-                                Message::State(s) => ack::state_hash(&s.value),
-                                _ => 0,
-                            };
-                            chunk.push(Parsed {
-                                line,
-                                message,
-                                bytes: bytes.len(),
-                                hash,
-                            });
-                        }
-                        Ok(None) => singer_core::message::warn_unknown_type(line, bytes),
-                        Err(e) => {
-                            let _ = tx.send(Ok(chunk));
-                            let _ = tx.send(Err(CoreError::from(e).into()));
-                            return;
-                        }
-                    },
-                    Ok(None) => {
-                        let _ = tx.send(Ok(chunk));
-                        return;
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Ok(chunk));
-                        let _ = tx.send(Err(e.into()));
-                        return;
-                    }
-                }
-            }
-        })
-        .map(|_| ())
-        .unwrap_or_else(|e| tracing::error!("cannot start the reader thread: {e}"));
-    rx
+            reader::read(
+                input,
+                options,
+                Outlets {
+                    jobs: jobs_tx,
+                    results: results_tx,
+                    slots: slots_tx,
+                },
+            )
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the reader thread: {e}");
+    }
+    Pipeline { results, slots }
 }
 
 struct Runtime<S, W> {
     sink: S,
     settings: TargetSettings,
-    schema_options: SchemaOptions,
     output: W,
     streams: IndexMap<String, StreamBuffer>,
     /// Streams that have been part of a commit in this run.
@@ -219,7 +192,6 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         let now = Utc::now();
         Ok(Runtime {
             sink,
-            schema_options: settings.schema_options(),
             settings,
             output,
             streams: IndexMap::new(),
@@ -246,24 +218,40 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         })
     }
 
-    fn drive(&mut self, rx: Receiver<Chunk>) -> Result<()> {
+    fn drive(&mut self, pipeline: &Pipeline) -> Result<()> {
         let tick = Duration::from_secs_f64(self.settings.batch_wait_limit_seconds.clamp(0.05, 1.0));
+        let mut next = 0u64;
+        let mut early: BTreeMap<u64, Output> = BTreeMap::new();
         loop {
             if STOP_REQUESTED.load(Ordering::Relaxed) {
                 tracing::warn!("stop requested: committing what the last STATE covers");
                 self.commit_covered()?;
                 return Err(Error::Stopped);
             }
-            match rx.recv_timeout(tick) {
-                Ok(Ok(chunk)) => {
-                    let received_at = Utc::now().timestamp_micros();
-                    for parsed in chunk {
-                        self.handle(parsed, received_at)?;
+            match pipeline.results.recv_timeout(tick) {
+                Ok((seq, output)) => {
+                    early.insert(seq, output);
+                    while let Some(output) = early.remove(&next) {
+                        next += 1;
+                        for item in output.items {
+                            self.handle(item)?;
+                        }
+                        if let Some(e) = output.error {
+                            return Err(e);
+                        }
+                        if output.end {
+                            return Ok(());
+                        }
+                        let _ = pipeline.slots.try_recv();
                     }
                 }
-                Ok(Err(e)) => return Err(e),
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Err(RecvTimeoutError::Disconnected) => {
+                    // Only a thread that died (a bug) closes the results before the end.
+                    return Err(Error::Destination(
+                        "the input threads stopped before the end of input".into(),
+                    ));
+                }
             }
             self.time_triggers()?;
         }
@@ -291,34 +279,53 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         }
     }
 
-    fn handle(&mut self, parsed: Parsed, received_at: i64) -> Result<()> {
-        let Parsed {
-            line,
-            message,
-            bytes,
-            hash,
-        } = parsed;
-        match message {
-            Message::Schema(m) => self.on_schema(line, m),
-            Message::Record(m) => {
-                let meta = RowMeta {
-                    extracted_at: m.time_extracted,
-                    received_at_micros: received_at,
-                    sequence: 0,
-                    table_version: m.version,
-                };
-                self.on_record(line, &m.stream, m.record, meta, bytes, hash)
-            }
-            Message::Batch(m) => self.on_batch(line, &m, received_at),
-            Message::State(m) => self.on_state(m.value, hash),
-            Message::ActivateVersion(m) => match self.streams.get_mut(&m.stream) {
-                Some(buffer) => buffer.activate_version(m.version),
-                None => {
-                    tracing::warn!(line, stream = %m.stream, "ACTIVATE_VERSION for a stream without SCHEMA; ignored");
-                    Ok(())
-                }
+    fn handle(&mut self, item: Item) -> Result<()> {
+        match item {
+            Item::Schema(s) => self.on_schema(s),
+            Item::Records(segment) => self.on_segment(segment),
+            Item::Message {
+                line,
+                message,
+                hash,
+            } => match message {
+                Message::State(m) => self.on_state(m.value, hash),
+                Message::Batch(m) => self.on_batch(line, &m, Utc::now().timestamp_micros()),
+                Message::ActivateVersion(m) => match self.streams.get_mut(&m.stream) {
+                    Some(buffer) => buffer.activate_version(m.version),
+                    None => {
+                        tracing::warn!(line, stream = %m.stream, "ACTIVATE_VERSION for a stream without SCHEMA; ignored");
+                        Ok(())
+                    }
+                },
+                // Workers decode RECORDs and the reader takes SCHEMAs.
+                Message::Record(_) | Message::Schema(_) => Ok(()),
             },
         }
+    }
+
+    /// Records a worker decoded: their batches join the streams' buffers, their sequence
+    /// numbers follow the run's, and the ledger counts them.
+    fn on_segment(&mut self, segment: Segment) -> Result<()> {
+        let base = self.sequence + 1;
+        for (stream, batch) in segment.batches {
+            let Some(buffer) = self.streams.get_mut(&stream) else {
+                return Err(Error::Destination(
+                    format!("rows of stream '{stream}' arrived before its SCHEMA").into(),
+                ));
+            };
+            let rows = batch.num_rows() as u64;
+            buffer.push_batch(metadata::shift_sequence(batch, base)?)?;
+            *self.progress.read_since.entry(stream).or_default() += rows;
+        }
+        self.sequence += segment.records as i64;
+        self.summary.records_read += segment.records;
+        self.ledger.records(segment.records, segment.hash_sum);
+        self.buffered_rows += segment.records as usize;
+        self.buffered_bytes += segment.bytes;
+        if self.buffered_bytes >= self.settings.batch_size_bytes {
+            self.on_byte_budget()?;
+        }
+        Ok(())
     }
 
     /// One record of `stream` (from a RECORD, or a row of a BATCH file), with its canonical
@@ -395,27 +402,19 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         })
     }
 
-    fn on_schema(&mut self, line: u64, m: SchemaMessage) -> Result<()> {
+    fn on_schema(&mut self, compiled: CompiledSchema) -> Result<()> {
+        let CompiledSchema {
+            line,
+            message: m,
+            schema,
+        } = compiled;
         if let Some(existing) = self.streams.get(&m.stream)
             && existing.stream().schema.json_schema() == &m.schema
             && existing.stream().key_properties() == m.key_properties.as_slice()
         {
             return Ok(());
         }
-        let schema = StreamSchema::with_options(
-            &m.stream,
-            &m.schema,
-            m.key_properties,
-            &self.schema_options,
-        )
-        .map_err(|e| match e {
-            Error::Core(CoreError::Schema { stream, reason }) => CoreError::Schema {
-                stream,
-                reason: format!("line {line}: {reason}"),
-            }
-            .into(),
-            other => other,
-        })?;
+        let schema = StreamSchema::clone(&schema);
         let load_method = self
             .settings
             .load_method_for(&m.stream, schema.key_properties());

@@ -148,6 +148,16 @@ impl StreamSchema {
         &self.arrow_schema
     }
 
+    /// Whether records are validated against the schema.
+    pub fn validates(&self) -> bool {
+        self.validator.is_some()
+    }
+
+    /// Whether nested objects are flattened into columns.
+    pub fn flattens(&self) -> bool {
+        self.flattening.is_some()
+    }
+
     /// Checks a record against the schema and the key properties, then flattens it if the
     /// schema was flattened. `line` is the input line, for the error.
     pub fn prepare(&self, record: Record, line: u64) -> Result<Record> {
