@@ -350,17 +350,38 @@ fn kill_the_tap(target: Target, also_target: bool) {
         let mut sink = Command::new(bin(target.binary()))
             .arg("--config")
             .arg(&config)
-            .stdin(Stdio::from(tap.stdout.take().expect("tap stdout")))
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("target");
-        std::thread::sleep(Duration::from_millis(rng.u64(50..600)));
+        // The tap's output passes through here so that the kill falls after its first
+        // STATE, however slow the machine: a tap that dies before any STATE is input with
+        // no STATE, final by design (README, "Exactly once").
+        let (first_state_tx, first_state) = std::sync::mpsc::channel();
+        let from_tap = tap.stdout.take().expect("tap stdout");
+        let mut to_target = sink.stdin.take().expect("target stdin");
+        let forward = std::thread::spawn(move || {
+            let mut seen = false;
+            for line in BufReader::new(from_tap).lines() {
+                let Ok(line) = line else { break };
+                if writeln!(to_target, "{line}").is_err() {
+                    break;
+                }
+                if !seen && line.contains(r#""type":"STATE""#) {
+                    seen = true;
+                    let _ = first_state_tx.send(());
+                }
+            }
+        });
+        let _ = first_state.recv_timeout(Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(rng.u64(0..550)));
         let _ = tap.kill();
         let _ = tap.wait();
         if also_target {
             let _ = sink.kill();
         }
+        let _ = forward.join();
         let out = sink.wait_with_output().expect("target ends");
         let acknowledged: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()

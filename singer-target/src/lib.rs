@@ -14,7 +14,9 @@
 //! | [`stream_schema`] | a SCHEMA compiled for loading: columns, keys, validation |
 //! | [`fields`] | column kinds to Arrow fields |
 //! | [`location`] | local paths and `file://` URLs; other URLs refused by name |
-//! | [`decoder`] | records to Arrow `RecordBatch`es ([`RecordDecoder`]) |
+//! | `reader` | stdin cut into jobs of lines with `memchr`; SCHEMAs compiled in order |
+//! | `workers` | jobs decoded in parallel: RECORD envelopes read borrowed, records into Arrow |
+//! | [`decoder`] | records to Arrow `RecordBatch`es ([`RecordDecoder`]), from JSON text or `Value` |
 //! | [`metadata`] | the `_sdc_*` record metadata columns |
 //! | [`widen`] | safe type widening on schema change |
 //! | [`settings`] | [`TargetSettings`], shared by every target's config |

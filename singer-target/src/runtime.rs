@@ -4,9 +4,11 @@
 //! owns everything the Singer protocol asks of a target, so every destination gets it right
 //! the same way:
 //!
-//! * **Batching.** Records are decoded straight into Arrow builders per stream
-//!   ([`crate::RecordDecoder`]). Parsing runs on its own thread, so JSON decoding and
-//!   loading use both cores.
+//! * **Batching, in parallel.** A reader thread cuts the input into jobs of lines
+//!   (`reader`); worker threads, one per core, decode each RECORD's JSON straight into
+//!   Arrow builders per stream ([`crate::RecordDecoder`], `workers`); this thread takes
+//!   their batches in input order and loads them, so decoding the next batches overlaps
+//!   loading this one. SCHEMA messages are barriers: records after one are decoded under it.
 //! * **State only after commit.** A STATE read from the input is written to stdout only once
 //!   every record before it is durable. A commit covers the input up to the last STATE seen;
 //!   records after it stay buffered for the next commit. Commits happen when the covered
@@ -328,8 +330,8 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         Ok(())
     }
 
-    /// One record of `stream` (from a RECORD, or a row of a BATCH file), with its canonical
-    /// hash; `meta.sequence` is set here.
+    /// One row of a BATCH file of `stream`, with its canonical hash; `meta.sequence` is
+    /// set here. (RECORDs arrive decoded, in segments: [`Self::on_segment`].)
     fn on_record(
         &mut self,
         line: u64,

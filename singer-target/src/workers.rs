@@ -339,7 +339,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawMembers<'a> {
 
 impl<'a> RecordEnvelope<'a> {
     fn read(line: &'a [u8]) -> Option<Self> {
-        let text = std::str::from_utf8(line).ok()?;
+        // One SIMD check of the whole line; the parser then reads it as `&str` without
+        // checking each string again.
+        let text = simdutf8::basic::from_utf8(line).ok()?;
         let m: RawMembers<'a> = serde_json::from_str(text).ok()?;
         if m.message_type?.get() != r#""RECORD""# {
             return None;

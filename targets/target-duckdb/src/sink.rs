@@ -237,17 +237,22 @@ impl DuckDbSink {
             .ok_or_else(|| Error::sink(name, "table vanished after ALTER"))
     }
 
-    fn append(&self, table: &str, batch: RecordBatch) -> duckdb::Result<()> {
+    /// Appends batches through one appender, flushed once.
+    fn append(&self, table: &str, batches: Vec<RecordBatch>) -> duckdb::Result<()> {
         let mut appender = self.conn.appender_to_db(table, &self.schema)?;
-        appender.append_record_batch(batch)?;
+        for batch in batches {
+            appender.append_record_batch(batch)?;
+        }
         appender.flush()
     }
 
+    /// Loads a run of consecutive row batches of one stream (workers decode records in
+    /// small batches; one appender, or one upsert, serves them all).
     fn load_rows(
         &mut self,
         stream: &TargetStream,
         table: &str,
-        batch: &RecordBatch,
+        batches: &[&RecordBatch],
         provisional: bool,
         stats: &mut LoadStats,
     ) -> Result<()> {
@@ -255,8 +260,15 @@ impl DuckDbSink {
         let layout = self
             .table_columns(table)?
             .ok_or_else(|| Error::sink(name, "table missing"))?;
-        let rows = conform_batch(batch, &layout).map_err(|e| Error::sink(name, e))?;
-        let n = rows.num_rows() as u64;
+        let rows = batches
+            .iter()
+            .map(|b| conform_batch(b, &layout))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::sink(name, e))?;
+        let n: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
+        if n == 0 {
+            return Ok(());
+        }
         stats.batches += 1;
         match stream.load_method {
             LoadMethod::AppendOnly | LoadMethod::Overwrite => {
@@ -315,11 +327,17 @@ impl DuckDbSink {
 
     /// Remembers the `_sdc_sequence` range of append-only rows committed before their
     /// covering STATE. Upserts need no record: a replay writes the same versions again.
-    fn mark_provisional(&mut self, stream: &str, table: &str, rows: &RecordBatch) -> Result<()> {
-        let range = rows
-            .column_by_name(SDC_SEQUENCE)
-            .and_then(|c| c.as_primitive_opt::<Int64Type>())
-            .and_then(|c| Some((min(c)?, max(c)?)));
+    fn mark_provisional(&mut self, stream: &str, table: &str, rows: &[RecordBatch]) -> Result<()> {
+        let ranges = rows
+            .iter()
+            .map(|b| {
+                b.column_by_name(SDC_SEQUENCE)
+                    .and_then(|c| c.as_primitive_opt::<Int64Type>())
+                    .and_then(|c| Some((min(c)?, max(c)?)))
+            })
+            .collect::<Option<Vec<_>>>();
+        let range =
+            ranges.and_then(|r| Some((r.iter().map(|x| x.0).min()?, r.iter().map(|x| x.1).max()?)));
         let Some((first, last)) = range else {
             if self.warned_unmarkable.insert(stream.to_string()) {
                 tracing::warn!(
@@ -482,20 +500,26 @@ impl DuckDbSink {
             }
             self.ensure_table(&stream, &table)?;
             let mut stats = LoadStats::default();
+            let mut run: Vec<&RecordBatch> = Vec::new();
             for op in &changes.operations {
+                if let Operation::Rows(batch) = op {
+                    run.push(batch);
+                    continue;
+                }
+                let rows = std::mem::take(&mut run);
+                self.load_rows(&stream, &table, &rows, commit.provisional, &mut stats)?;
                 match op {
                     Operation::Schema(s) => {
                         stream = s.clone();
                         self.ensure_table(&stream, &table)?;
                     }
-                    Operation::Rows(batch) => {
-                        self.load_rows(&stream, &table, batch, commit.provisional, &mut stats)?
-                    }
                     Operation::ActivateVersion(v) => {
                         self.activate_version(&stream, &table, *v, &mut stats)?
                     }
+                    Operation::Rows(_) => {}
                 }
             }
+            self.load_rows(&stream, &table, &run, commit.provisional, &mut stats)?;
             self.record_stream(&stream, &final_table, stats.inserted + stats.updated)?;
             all_stats.push((name, stats));
         }
