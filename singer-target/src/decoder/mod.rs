@@ -33,9 +33,9 @@
 
 mod check;
 mod column;
-mod raw;
+pub(crate) mod raw;
 #[cfg(test)]
-mod tests_raw;
+pub(crate) mod tests_raw;
 
 use std::sync::Arc;
 
@@ -226,26 +226,19 @@ impl RecordDecoder {
         line: u64,
     ) -> Result<u64> {
         if self.raw {
-            match raw::decode(
+            let decoded = raw::decode(
                 &mut self.columns,
                 self.check.as_ref(),
                 self.meta.is_some(),
                 json,
-            ) {
-                Ok(decoded)
-                    if self
-                        .keys
-                        .iter()
-                        .all(|k| self.columns.builders[*k].is_valid(self.rows)) =>
-                {
-                    if let Some(m) = &mut self.meta {
-                        m.push(meta, decoded.deleted_at);
+            );
+            match decoded {
+                Ok(decoded) => {
+                    if let Some(hash) = self.complete_raw_row(decoded, meta) {
+                        return Ok(hash);
                     }
-                    self.rows += 1;
-                    self.raw_rows += 1;
-                    return Ok(crate::ack::canon::record(&self.stream, decoded.hash));
                 }
-                _ => self.columns.truncate(self.rows),
+                Err(_) => self.abandon_row(),
             }
         }
         let record: Map<String, Value> = match serde_json::from_str(json) {
@@ -271,6 +264,47 @@ impl RecordDecoder {
             }
         };
         self.push_record(schema, record, meta, line)
+    }
+
+    /// A seed that decodes a record object into this decoder's columns wherever it sits in
+    /// a JSON document, for [`Self::complete_raw_row`]; `None` when the stream's records
+    /// take the `Value` path. On error call [`Self::abandon_row`].
+    pub(crate) fn raw_seed(&mut self) -> Option<raw::RecordSeed<'_>> {
+        self.raw.then(|| raw::RecordSeed {
+            columns: &mut self.columns,
+            check: self.check.as_ref(),
+            with_metadata: self.meta.is_some(),
+        })
+    }
+
+    /// Counts the row a [`Self::raw_seed`] decoded, with its metadata, and returns its
+    /// canonical hash; `None` (row taken back) when a key property is missing or null, for
+    /// the `Value` path to word the error.
+    pub(crate) fn complete_raw_row(
+        &mut self,
+        decoded: raw::Decoded,
+        meta: &RowMeta,
+    ) -> Option<u64> {
+        let row = self.rows;
+        if !self
+            .keys
+            .iter()
+            .all(|k| self.columns.builders[*k].is_valid(row))
+        {
+            self.abandon_row();
+            return None;
+        }
+        if let Some(m) = &mut self.meta {
+            m.push(meta, decoded.deleted_at);
+        }
+        self.rows += 1;
+        self.raw_rows += 1;
+        Some(crate::ack::canon::record(&self.stream, decoded.hash))
+    }
+
+    /// Takes back a row the raw path appended part of.
+    pub(crate) fn abandon_row(&mut self) {
+        self.columns.truncate(self.rows);
     }
 
     /// Appends one parsed record: hashes it ([`crate::ack::record_hash`]), checks and

@@ -37,11 +37,11 @@ impl fmt::Display for GiveUp {
 impl std::error::Error for GiveUp {}
 
 /// What one record added besides its columns.
-pub(super) struct Decoded {
+pub(crate) struct Decoded {
     /// The record's object hash (before the stream is mixed in).
-    pub hash: u64,
+    pub(super) hash: u64,
     /// `_sdc_deleted_at`, when record metadata is on and the record has one.
-    pub deleted_at: Option<i64>,
+    pub(super) deleted_at: Option<i64>,
 }
 
 /// Decodes one record object into `columns`. On `Err` the builders may hold part of the
@@ -53,16 +53,37 @@ pub(super) fn decode(
     json: &str,
 ) -> Result<Decoded, GiveUp> {
     let mut de = serde_json::Deserializer::from_str(json);
-    let mut deleted_at = None;
-    let hash = ObjectSeed {
+    let decoded = RecordSeed {
         columns,
         check,
-        deleted_at: with_metadata.then_some(&mut deleted_at),
+        with_metadata,
     }
     .deserialize(&mut de)
     .map_err(|_| GiveUp)?;
     de.end().map_err(|_| GiveUp)?;
-    Ok(Decoded { hash, deleted_at })
+    Ok(decoded)
+}
+
+/// A record object at any place in a JSON document (the `record` of a RECORD line being
+/// parsed), into `columns`. On error the builders may hold part of the record.
+pub(crate) struct RecordSeed<'a> {
+    pub(super) columns: &'a mut Columns,
+    pub(super) check: Option<&'a Check>,
+    pub(super) with_metadata: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
+    type Value = Decoded;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Decoded, D::Error> {
+        let mut deleted_at = None;
+        let hash = ObjectSeed {
+            columns: self.columns,
+            check: self.check,
+            deleted_at: self.with_metadata.then_some(&mut deleted_at),
+        }
+        .deserialize(d)?;
+        Ok(Decoded { hash, deleted_at })
+    }
 }
 
 fn give_up<E: de::Error>() -> E {

@@ -9,7 +9,7 @@ use crate::stream_schema::SchemaOptions;
 
 /// JSON text, with what `Value` cannot hold: repeated keys and number spellings.
 #[derive(Debug, Clone)]
-enum J {
+pub(crate) enum J {
     Null,
     Bool(bool),
     Num(String),
@@ -19,7 +19,7 @@ enum J {
 }
 
 impl J {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         match self {
             J::Null => "null".into(),
             J::Bool(b) => b.to_string(),
@@ -47,7 +47,7 @@ impl J {
 
 const KEYS: &[&str] = &["a", "b", "c", "id", "t", "_sdc_deleted_at"];
 
-fn json_text() -> impl Strategy<Value = J> {
+pub(crate) fn json_text() -> impl Strategy<Value = J> {
     let leaf = prop_oneof![
         Just(J::Null),
         any::<bool>().prop_map(J::Bool),
@@ -165,7 +165,7 @@ fn property_schema() -> impl Strategy<Value = Value> {
     })
 }
 
-fn root_schema() -> impl Strategy<Value = (Value, bool)> {
+pub(crate) fn root_schema() -> impl Strategy<Value = (Value, bool)> {
     (
         prop::collection::btree_map(prop::sample::select(KEYS.to_vec()), property_schema(), 1..5),
         any::<bool>(),
@@ -180,7 +180,7 @@ fn root_schema() -> impl Strategy<Value = (Value, bool)> {
         })
 }
 
-fn records() -> impl Strategy<Value = Vec<J>> {
+pub(crate) fn records() -> impl Strategy<Value = Vec<J>> {
     prop::collection::vec(
         prop::collection::vec((prop::sample::select(KEYS.to_vec()), json_text()), 0..6)
             .prop_map(|m| J::Obj(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
