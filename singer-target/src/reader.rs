@@ -28,7 +28,7 @@ use crate::stream_schema::{SchemaOptions, StreamSchema};
 use crate::workers::Output;
 
 /// Numbers (jobs and SCHEMAs) the reader may be ahead of the runtime.
-pub(crate) const IN_FLIGHT: usize = 8;
+pub(crate) const IN_FLIGHT: usize = 32;
 /// About how many bytes of lines one job holds, at most.
 const JOB_BYTES: usize = 512 * 1024;
 /// Up to how many bytes of available input one block gathers.
