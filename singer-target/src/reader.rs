@@ -104,13 +104,32 @@ pub(crate) fn read(input: impl Read + Send + 'static, options: ReaderOptions, ou
     }
 }
 
-fn spawn_piece_reader(mut input: impl Read + Send + 'static) -> Receiver<std::io::Result<Vec<u8>>> {
-    let (tx, rx) = sync_channel(16);
+/// Pieces of stdin as they arrive, and the way back for their buffers (so that reading
+/// does not allocate and zero a buffer per piece).
+struct Pieces {
+    arrived: Receiver<std::io::Result<Vec<u8>>>,
+    spent: SyncSender<Vec<u8>>,
+}
+
+impl Pieces {
+    /// Appends a piece to `pending` and hands its buffer back.
+    fn take(&self, piece: std::io::Result<Vec<u8>>, pending: &mut Vec<u8>) -> Result<()> {
+        let piece = piece.map_err(read_error)?;
+        pending.extend_from_slice(&piece);
+        let _ = self.spent.try_send(piece);
+        Ok(())
+    }
+}
+
+fn spawn_piece_reader(mut input: impl Read + Send + 'static) -> Pieces {
+    let (tx, arrived) = sync_channel(16);
+    let (spent, returned) = sync_channel::<Vec<u8>>(16);
     let spawned = std::thread::Builder::new()
         .name("singer-stdin".into())
         .spawn(move || {
             loop {
-                let mut piece = vec![0u8; PIECE_BYTES];
+                let mut piece = returned.try_recv().unwrap_or_default();
+                piece.resize(PIECE_BYTES, 0);
                 match input.read(&mut piece) {
                     Ok(0) => return,
                     Ok(n) => {
@@ -130,7 +149,7 @@ fn spawn_piece_reader(mut input: impl Read + Send + 'static) -> Receiver<std::io
     if let Err(e) = spawned {
         tracing::error!("cannot start the input thread: {e}");
     }
-    rx
+    Pieces { arrived, spent }
 }
 
 struct Reader {
@@ -148,18 +167,18 @@ struct Closed;
 impl Reader {
     /// Reads to the end of input (`true`), or until the runtime is gone or an error was sent
     /// in order (`false`).
-    fn run(&mut self, pieces: &Receiver<std::io::Result<Vec<u8>>>) -> Result<bool> {
-        let mut pending: Vec<u8> = Vec::new();
+    fn run(&mut self, pieces: &Pieces) -> Result<bool> {
+        let mut pending: Vec<u8> = Vec::with_capacity(BLOCK_BYTES + PIECE_BYTES);
         let mut eof = false;
         while !eof {
             // Wait for input, then take whatever else is already there, up to a block.
-            match pieces.recv() {
-                Ok(piece) => pending.extend_from_slice(&piece.map_err(read_error)?),
+            match pieces.arrived.recv() {
+                Ok(piece) => pieces.take(piece, &mut pending)?,
                 Err(_) => eof = true,
             }
             while !eof && pending.len() < BLOCK_BYTES {
-                match pieces.try_recv() {
-                    Ok(piece) => pending.extend_from_slice(&piece.map_err(read_error)?),
+                match pieces.arrived.try_recv() {
+                    Ok(piece) => pieces.take(piece, &mut pending)?,
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => eof = true,
                 }
@@ -175,8 +194,11 @@ impl Reader {
                     continue;
                 }
             };
-            let rest = pending.split_off(complete);
-            let block = Arc::new(std::mem::replace(&mut pending, rest));
+            // The next block starts with the partial line, in a buffer sized for a block.
+            let mut next = Vec::with_capacity(BLOCK_BYTES + PIECE_BYTES);
+            next.extend_from_slice(&pending[complete..]);
+            pending.truncate(complete);
+            let block = Arc::new(std::mem::replace(&mut pending, next));
             if self.block(&block).is_err() {
                 return Ok(false);
             }
