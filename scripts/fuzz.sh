@@ -21,7 +21,10 @@ for path in glob.glob("fixtures/*.singer"):
         if m.get("type") == "RECORD": records.setdefault(m["stream"], []).append(m["record"])
     for s, schema in schemas.items():
         out = os.path.join("fuzz/corpus/record_to_arrow", os.path.basename(path) + "." + "".join(c if c.isalnum() else "_" for c in s) + ".json")
-        json.dump({"schema": schema, "records": records.get(s, [])[:20]}, open(out, "w"))
+        rs = records.get(s, [])[:20]
+        # The raw path's own input: record texts, one with a repeated key.
+        texts = [json.dumps(r, ensure_ascii=False) for r in rs[:5]] + ['{"a": 1, "a": {"b": [1.0, -0, 1e400]}}']
+        json.dump({"schema": schema, "records": rs, "texts": texts}, open(out, "w"))
 PY
 total=0
 for target in message_reader schema_to_arrow record_to_arrow; do

@@ -180,12 +180,7 @@ impl Worker {
                 version,
                 time_extracted,
             }) => {
-                let meta = RowMeta {
-                    extracted_at: time_extracted,
-                    received_at_micros: job.received_at,
-                    sequence: self.records as i64,
-                    table_version: version,
-                };
+                let meta = self.row_meta(job, time_extracted, version);
                 let d = self.decoder(job, &stream, line)?;
                 let hash = d.decoder.push_record(&d.schema, record, &meta, line)?;
                 self.count(bytes.len(), hash);
@@ -211,6 +206,21 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// The metadata of the next record of the segment.
+    fn row_meta(
+        &self,
+        job: &Job,
+        extracted_at: Option<DateTime<Utc>>,
+        version: Option<i64>,
+    ) -> RowMeta {
+        RowMeta {
+            extracted_at,
+            received_at_micros: job.received_at,
+            sequence: self.records as i64,
+            table_version: version,
+        }
     }
 
     fn count(&mut self, bytes: usize, hash: u64) {
@@ -257,12 +267,7 @@ impl Worker {
             }
             return Ok(false);
         };
-        let meta = RowMeta {
-            extracted_at: envelope.time_extracted,
-            received_at_micros: job.received_at,
-            sequence: self.records as i64,
-            table_version: envelope.version,
-        };
+        let meta = self.row_meta(job, envelope.time_extracted, envelope.version);
         let d = self.decoder(job, &envelope.stream, line)?;
         let hash = match envelope.record {
             Part::Decoded(decoded) => match d.decoder.complete_raw_row(decoded, &meta) {
