@@ -320,20 +320,8 @@ fn inside(obj: &Map<String, Value>) -> Option<Option<Box<Inside>>> {
             .collect::<Option<Vec<_>>>()?,
         Some(_) => return None,
     };
-    let required = match obj.get("required") {
-        None => Vec::new(),
-        Some(r) => r
-            .as_array()?
-            .iter()
-            .map(|n| n.as_str().map(str::to_string))
-            .collect::<Option<Vec<_>>>()?,
-    };
-    let closed = match obj.get("additionalProperties") {
-        None | Some(Value::Bool(true)) => false,
-        Some(Value::Bool(false)) => true,
-        Some(Value::Object(o)) if o.is_empty() => false,
-        Some(_) => return None,
-    };
+    let required = required(obj)?.into_iter().map(str::to_string).collect();
+    let closed = closed(obj)?;
     let items = match obj.get("items") {
         None => None,
         Some(items @ (Value::Object(_) | Value::Bool(true))) => Some(compile_any(items)?),
@@ -363,23 +351,31 @@ fn object_children(obj: &Map<String, Value>, columns: &[&Column], check: &mut Ch
         .iter()
         .map(|c| compile_kind(props.get(&c.name)?, &c.kind))
         .collect::<Option<Vec<_>>>()?;
-    check.closed = match obj.get("additionalProperties") {
-        None | Some(Value::Bool(true)) => false,
-        Some(Value::Bool(false)) => true,
-        Some(Value::Object(o)) if o.is_empty() => false,
-        Some(_) => return None,
-    };
-    if let Some(required) = obj.get("required") {
-        let names = required.as_array()?;
-        check.required = names
-            .iter()
-            .map(|n| {
-                let n = n.as_str()?;
-                columns.iter().position(|c| c.name == n)
-            })
-            .collect::<Option<Vec<_>>>()?;
-    }
+    check.closed = closed(obj)?;
+    check.required = required(obj)?
+        .into_iter()
+        .map(|n| columns.iter().position(|c| c.name == n))
+        .collect::<Option<Vec<_>>>()?;
     Some(())
+}
+
+/// `additionalProperties`: `false` closes the object; `true`, `{}` or none leave it open;
+/// a schema for the others is not checked here (`None`).
+fn closed(obj: &Map<String, Value>) -> Option<bool> {
+    match obj.get("additionalProperties") {
+        None | Some(Value::Bool(true)) => Some(false),
+        Some(Value::Bool(false)) => Some(true),
+        Some(Value::Object(o)) if o.is_empty() => Some(false),
+        Some(_) => None,
+    }
+}
+
+/// The names `required` lists (none without it); `None` if it is not a list of names.
+fn required(obj: &Map<String, Value>) -> Option<Vec<&str>> {
+    match obj.get("required") {
+        None => Some(Vec::new()),
+        Some(r) => r.as_array()?.iter().map(Value::as_str).collect(),
+    }
 }
 
 /// The keywords of one schema node that constrain the value itself.
