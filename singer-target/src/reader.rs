@@ -281,8 +281,7 @@ impl Reader {
             Err(e) => return Err(self.fail(CoreError::from(e).into())),
         };
         if let Some(existing) = self.schemas.get(&message.stream).cloned()
-            && existing.json_schema() == &message.schema
-            && existing.key_properties() == message.key_properties.as_slice()
+            && existing.same_as(&message)
         {
             let seq = self.take_slot()?;
             return self.send_numbered(

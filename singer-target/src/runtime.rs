@@ -411,8 +411,7 @@ impl<S: Sink, W: Write> Runtime<S, W> {
             schema,
         } = compiled;
         if let Some(existing) = self.streams.get(&m.stream)
-            && existing.stream().schema.json_schema() == &m.schema
-            && existing.stream().key_properties() == m.key_properties.as_slice()
+            && existing.stream().schema.same_as(&m)
         {
             return Ok(());
         }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use arrow::datatypes::{Schema, SchemaRef};
 use serde_json::{Map, Value};
 use singer_core::Error as CoreError;
-use singer_core::message::Record;
+use singer_core::message::{Record, SchemaMessage};
 use singer_core::schema::{
     Column, Flattening, MAX_COLUMNS, columns_of, count_columns, flatten_record, flatten_schema,
     inline_refs,
@@ -146,6 +146,12 @@ impl StreamSchema {
     /// The Arrow schema of the data columns.
     pub fn arrow_schema(&self) -> &SchemaRef {
         &self.arrow_schema
+    }
+
+    /// Whether a SCHEMA message announces this schema again (same JSON Schema and keys):
+    /// then nothing changes, for the reader's jobs or for the destination.
+    pub fn same_as(&self, message: &SchemaMessage) -> bool {
+        self.json_schema == message.schema && self.key_properties == message.key_properties
     }
 
     /// Whether records are validated against the schema.
