@@ -45,9 +45,11 @@ impl StreamBuffer {
         &self.current
     }
 
-    /// Buffers one record (already validated and flattened).
-    pub fn push(&mut self, record: &Record, meta: &RowMeta, line: u64) -> Result<()> {
-        self.decoder.push(record, meta, line)
+    /// Checks, flattens and buffers one parsed record (a row of a BATCH file) under the
+    /// latest schema; returns its canonical hash.
+    pub fn push_record(&mut self, record: Record, meta: &RowMeta, line: u64) -> Result<u64> {
+        self.decoder
+            .push_record(&self.current.schema, record, meta, line)
     }
 
     /// Buffers rows a worker decoded (under the latest schema), after any rows before them.

@@ -51,7 +51,7 @@ use serde_json::Value;
 use singer_core::Error as CoreError;
 use singer_core::message::{BatchMessage, Message, Record};
 
-use crate::ack::{self, CommitKind, CommitPlan, Ledger, Notice, StateVerdict};
+use crate::ack::{CommitKind, CommitPlan, Ledger, Notice, StateVerdict};
 use crate::batch;
 use crate::buffer::StreamBuffer;
 use crate::decoder::{RecordDecoder, RowMeta};
@@ -330,8 +330,8 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         Ok(())
     }
 
-    /// One row of a BATCH file of `stream`, with its canonical hash; `meta.sequence` is
-    /// set here. (RECORDs arrive decoded, in segments: [`Self::on_segment`].)
+    /// One row of a BATCH file of `stream`; `meta.sequence` is set here. (RECORDs arrive
+    /// decoded, in segments: [`Self::on_segment`].)
     fn on_record(
         &mut self,
         line: u64,
@@ -339,7 +339,6 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         record: Record,
         mut meta: RowMeta,
         bytes: usize,
-        hash: u64,
     ) -> Result<()> {
         self.summary.records_read += 1;
         let Some(buffer) = self.streams.get_mut(stream) else {
@@ -349,11 +348,10 @@ impl<S: Sink, W: Write> Runtime<S, W> {
             }
             .into());
         };
-        self.ledger.record(hash);
         self.sequence += 1;
         meta.sequence = self.sequence;
-        let record = buffer.stream().schema.prepare(record, line)?;
-        buffer.push(&record, &meta, line)?;
+        let hash = buffer.push_record(record, &meta, line)?;
+        self.ledger.record(hash);
         match self.progress.read_since.get_mut(stream) {
             Some(n) => *n += 1,
             None => {
@@ -378,12 +376,11 @@ impl<S: Sink, W: Write> Runtime<S, W> {
             .into());
         }
         batch::for_each_record(m, line, |record, bytes, origin| {
-            let hash = ack::record_hash(&m.stream, &record);
             let meta = RowMeta {
                 received_at_micros: received_at,
                 ..RowMeta::default()
             };
-            self.on_record(line, &m.stream, record, meta, bytes, hash)
+            self.on_record(line, &m.stream, record, meta, bytes)
                 .map_err(|e| match e {
                     Error::Record {
                         stream,

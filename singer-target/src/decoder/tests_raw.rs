@@ -196,10 +196,7 @@ fn reference(
     meta: &RowMeta,
 ) -> Result<u64> {
     let record: Map<String, Value> = serde_json::from_str(text).expect("object text");
-    let hash = crate::ack::record_hash(schema.stream(), &record);
-    let record = schema.prepare(record, 1)?;
-    decoder.push(&record, meta, 1)?;
-    Ok(hash)
+    decoder.push_record(schema, record, meta, 1)
 }
 
 proptest! {
