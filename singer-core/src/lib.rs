@@ -14,9 +14,11 @@
 //! | [`catalog`] | the catalog, its metadata, selection rules and pruning |
 //! | [`state`] | bookmarks, partitions, resume tokens; atomic state files |
 //! | [`schema`] | JSON Schema to column kinds; flattening |
+//! | [`location`] | local paths and `file://` URLs; other schemes refused by name |
 //! | [`time`] | date-times as real APIs send them, normalised to UTC |
 //! | [`cli`] | the shared command line, config loading and `--about` |
 //! | [`settings`] | settings JSON Schemas derived from settings structs |
+//! | [`stream_map`] | the SDK's `stream_maps`: renamed, filtered, computed streams |
 //! | [`log`] | logging to stderr and Singer METRIC lines |
 //!
 //! ```
@@ -44,11 +46,13 @@
 pub mod catalog;
 pub mod cli;
 mod error;
+pub mod location;
 pub mod log;
 pub mod message;
 pub mod schema;
 pub mod settings;
 pub mod state;
+pub mod stream_map;
 pub mod time;
 
 pub use error::{Error, ParseError, Result};

@@ -119,7 +119,7 @@ pub struct BatchMessage {
 }
 
 /// How a batch's files are written, as the SDK's `encoding` object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchEncoding {
     /// `jsonl` (one record object per line) or `parquet`.
@@ -130,7 +130,7 @@ pub struct BatchEncoding {
 }
 
 /// The file format of a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BatchFormat {
     /// JSON lines: one record object per line.
@@ -140,7 +140,9 @@ pub enum BatchFormat {
 }
 
 /// The compression of a batch's files.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BatchCompression {
     /// Plain files.

@@ -44,6 +44,7 @@ fn run<C: DeserializeOwned>(
     let config = singer_core::cli::load_settings(about, &args.common.config)?;
     let mut tap = build(config)?;
     tap.settings.verify |= args.verify;
+    about.name.clone_into(&mut tap.settings.tap_name);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -25,6 +25,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// A stream map that cannot be used, or that failed on a record.
+    #[error(transparent)]
+    Map(singer_core::stream_map::MapError),
+
     /// A stream that cannot be synced as declared: a verify-mode violation, a path the
     /// context does not fill, a child of an unknown parent.
     #[error("{0}")]

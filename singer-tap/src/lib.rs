@@ -41,6 +41,7 @@
 //! | [`retry`] | what is worth retrying, and how long to wait |
 //! | [`conform`] | records conformed to their selected schema |
 //! | [`settings`] | [`TapSettings`], shared by every tap's config |
+//! | [`batch`] | BATCH files written instead of RECORDs (`batch_config`) |
 //! | [`cli`] | [`main`]: the tap's command line |
 //!
 //! `examples/tap-rest-example` is a whole tap in one page, and its README the tutorial.
@@ -48,10 +49,12 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod batch;
 pub mod cli;
 pub mod client;
 pub mod conform;
 mod error;
+mod output;
 pub mod paginate;
 pub mod rest;
 pub mod retry;
@@ -80,12 +83,15 @@ pub use settings::TapSettings;
 pub use stream::{Context, Page, PageRequest, Stream, StreamInfo};
 pub use sync::{SyncSettings, compare_values};
 
+use batch::Batcher;
 use conform::RecordConformer;
+use output::Output;
 use singer_core::Error as CoreError;
 use singer_core::catalog::{
     Catalog, CatalogEntry, Inclusion, Metadata, MetadataEntry, ReplicationMethod,
 };
 use singer_core::state::State;
+use singer_core::stream_map::StreamMaps;
 use sync::{Plan, Shared};
 
 /// A tap: its streams and how to sync them.
@@ -171,6 +177,12 @@ impl Tap {
         let discovered = self.discover();
         let catalog = catalog.unwrap_or(&discovered);
         let plans = self.plans(catalog)?;
+        let maps = StreamMaps::new(&self.settings.maps).map_err(Error::Map)?;
+        let batches = match &self.settings.batch {
+            Some(config) => Some(Batcher::new(config, &self.settings.tap_name)?),
+            None => None,
+        };
+        let out = Output::new(out, maps, batches);
         let resume_with = state.currently_syncing.clone();
         let mut state = state;
         // Progress markers of an interrupted run are not resumable: drop them.

@@ -28,6 +28,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use singer_core::time::parse_datetime;
 
+use singer_core::stream_map::{MapSettings, StreamMaps};
+
+use crate::batch::BatchConfig;
 use crate::client::HttpSettings;
 use crate::error::{Error, Result};
 use crate::retry::RetryPolicy;
@@ -56,6 +59,13 @@ pub struct TapSettings {
     pub user_agent: Option<String>,
     /// Re-read this many minutes before the bookmark, for late writes.
     pub lookback_minutes: u64,
+    /// The stream-maps settings (`stream_maps`, `stream_map_config`, `faker_config`).
+    #[serde(flatten)]
+    pub maps: MapSettings,
+    /// Write records to BATCH files, as Meltano SDK taps do: `encoding` (`format: jsonl`,
+    /// `compression: gzip | none`), `storage` (`root`, `prefix`) and `batch_size`.
+    #[schemars(title = "Batch Configuration")]
+    pub batch_config: Option<BatchConfig>,
 }
 
 impl Default for TapSettings {
@@ -68,13 +78,20 @@ impl Default for TapSettings {
             max_tries: 8,
             user_agent: None,
             lookback_minutes: 0,
+            maps: MapSettings::default(),
+            batch_config: None,
         }
     }
 }
 
 impl TapSettings {
-    /// Checks what the settings schema cannot: the date-times parse.
+    /// Checks what the settings schema cannot: the date-times parse, the stream maps'
+    /// expressions are supported, the batch files can be written.
     pub fn check(&self) -> Result<()> {
+        StreamMaps::new(&self.maps).map_err(Error::Map)?;
+        if let Some(batch) = &self.batch_config {
+            batch.check()?;
+        }
         let problems: Vec<String> = [
             ("start_date", &self.start_date),
             ("end_date", &self.end_date),
@@ -116,6 +133,8 @@ impl TapSettings {
             lookback: chrono::Duration::minutes(
                 i64::try_from(self.lookback_minutes).unwrap_or(i64::MAX / 60_000),
             ),
+            maps: self.maps.clone(),
+            batch: self.batch_config.clone(),
             ..SyncSettings::default()
         }
     }

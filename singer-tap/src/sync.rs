@@ -2,7 +2,6 @@
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,14 +13,17 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use super::stream::{Context, PageRequest, Stream};
+use crate::batch::BatchConfig;
 use crate::conform::RecordConformer;
 use crate::error::{Error, Result};
+use crate::output::Output;
 use singer_core::Error as CoreError;
 use singer_core::catalog::ReplicationMethod;
 use singer_core::message::{
-    ActivateVersionMessage, Message, MessageWriter, RecordMessage, SchemaMessage, StateMessage,
+    ActivateVersionMessage, Message, RecordMessage, SchemaMessage, StateMessage,
 };
 use singer_core::state::{ProgressMarkers, State};
+use singer_core::stream_map::MapSettings;
 use singer_core::time::{format_datetime, parse_datetime};
 
 /// How a tap syncs: bounds, state cadence, concurrency.
@@ -43,6 +45,12 @@ pub struct SyncSettings {
     pub max_partitions: usize,
     /// Assert that bookmarks only advance and sorted streams arrive sorted.
     pub verify: bool,
+    /// Stream maps applied to what the tap writes.
+    pub maps: MapSettings,
+    /// Write records to BATCH files instead of RECORD messages.
+    pub batch: Option<BatchConfig>,
+    /// The tap's name, for batch file names.
+    pub tap_name: String,
 }
 
 impl Default for SyncSettings {
@@ -56,6 +64,9 @@ impl Default for SyncSettings {
             max_concurrency: 4,
             max_partitions: 1_000,
             verify: false,
+            maps: MapSettings::default(),
+            batch: None,
+            tap_name: "tap".into(),
         }
     }
 }
@@ -91,7 +102,7 @@ pub(super) struct Shared {
     pub children: HashMap<String, Vec<String>>,
     pub settings: SyncSettings,
     pub test: bool,
-    out: Mutex<MessageWriter<Box<dyn Write + Send>>>,
+    out: Mutex<Output>,
     state: Mutex<State>,
     emitted: Mutex<EmitTracker>,
     schemas_sent: Mutex<HashSet<String>>,
@@ -114,7 +125,7 @@ impl Shared {
         settings: SyncSettings,
         state: State,
         test: bool,
-        out: Box<dyn Write + Send>,
+        out: Output,
     ) -> Self {
         let mut children: HashMap<String, Vec<String>> = HashMap::new();
         for (name, plan) in &plans {
@@ -137,7 +148,7 @@ impl Shared {
             children,
             settings,
             test,
-            out: Mutex::new(MessageWriter::new(out)),
+            out: Mutex::new(out),
             state: Mutex::new(state),
             emitted: Mutex::new(tracker),
             schemas_sent: Mutex::new(HashSet::new()),
@@ -146,9 +157,11 @@ impl Shared {
         }
     }
 
-    fn write(&self, message: &Message) -> Result<()> {
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        out.write(message).map_err(broken_pipe)
+    fn write(&self, message: Message) -> Result<()> {
+        self.out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write(message)
     }
 
     pub fn state_snapshot(&self) -> State {
@@ -184,11 +197,10 @@ impl Shared {
             tracker.bookmarks.extend(now);
         }
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        out.write(&Message::State(StateMessage {
+        out.write(Message::State(StateMessage {
             value: value.clone(),
         }))
-        .and_then(|()| out.flush())
-        .map_err(broken_pipe)?;
+        .and_then(|()| out.flush())?;
         tracker.last_state = Some(value);
         Ok(())
     }
@@ -205,11 +217,7 @@ impl Shared {
     }
 
     pub fn flush(&self) -> Result<()> {
-        self.out
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .flush()
-            .map_err(broken_pipe)
+        self.out.lock().unwrap_or_else(|p| p.into_inner()).flush()
     }
 
     fn send_schema(&self, plan: &Plan) -> Result<()> {
@@ -222,26 +230,12 @@ impl Shared {
             return Ok(());
         }
         let key = plan.replication_key().map(|k| vec![k.to_string()]);
-        self.write(&Message::Schema(SchemaMessage {
+        self.write(Message::Schema(SchemaMessage {
             stream: plan.name().to_string(),
             schema: plan.schema.clone(),
             key_properties: plan.key_properties.clone(),
             bookmark_properties: key,
         }))
-    }
-}
-
-/// Output errors, with a broken pipe said in words: the target stopped reading.
-fn broken_pipe(e: CoreError) -> Error {
-    match e {
-        CoreError::Stream { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe => {
-            CoreError::Stream {
-                context: "stdout was closed (the target stopped reading)",
-                source,
-            }
-            .into()
-        }
-        other => other.into(),
     }
 }
 
@@ -415,7 +409,7 @@ pub(super) fn sync_partition(
         if let Some((v, true)) = version
             && plan.selected
         {
-            shared.write(&Message::ActivateVersion(ActivateVersionMessage {
+            shared.write(Message::ActivateVersion(ActivateVersionMessage {
                 stream: name.clone(),
                 version: v,
             }))?;
@@ -480,7 +474,7 @@ pub(super) fn sync_partition(
                     }
                 }
                 if plan.selected {
-                    shared.write(&Message::Record(RecordMessage {
+                    shared.write(Message::Record(RecordMessage {
                         stream: name.clone(),
                         record,
                         version: version.map(|(v, _)| v),
@@ -573,7 +567,7 @@ pub(super) fn sync_partition(
             && plan.selected
             && !shared.test
         {
-            shared.write(&Message::ActivateVersion(ActivateVersionMessage {
+            shared.write(Message::ActivateVersion(ActivateVersionMessage {
                 stream: name.clone(),
                 version: v,
             }))?;

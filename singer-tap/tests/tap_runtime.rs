@@ -803,3 +803,87 @@ async fn verify_mode_reports_unsorted_records_and_regressing_bookmarks() {
         report.failures
     );
 }
+
+#[tokio::test]
+async fn stream_maps_shape_what_the_tap_writes_and_batches_carry_the_records() {
+    use std::io::Read;
+    let (base, _) = server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maps: singer_core::stream_map::MapSettings = serde_json::from_value(json!({
+        "stream_maps": {"things": {
+            "__alias__": "items",
+            "name": null,
+            "name_hash": "md5(config['salt'] + name)",
+            "__filter__": "id % 2 == 0"
+        }},
+        "stream_map_config": {"salt": "pepper"}
+    }))
+    .expect("maps");
+    let batch = serde_json::from_value(json!({
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": dir.path().to_string_lossy()},
+        "batch_size": 4
+    }))
+    .expect("batch_config");
+    let settings = SyncSettings {
+        maps,
+        batch: Some(batch),
+        state_every_records: 10,
+        ..SyncSettings::default()
+    };
+    let (_, messages) = sync(
+        vec![incremental_stream(client(&base), true)],
+        settings,
+        State::default(),
+    )
+    .await;
+    let types: Vec<&str> = messages.iter().filter_map(|m| m["type"].as_str()).collect();
+    assert!(
+        !types.contains(&"RECORD"),
+        "records go to batch files: {types:?}"
+    );
+    let schema = messages
+        .iter()
+        .find(|m| m["type"] == "SCHEMA")
+        .expect("a SCHEMA");
+    assert_eq!(schema["stream"], "items");
+    assert!(schema["schema"]["properties"].get("name").is_none());
+    assert_eq!(
+        schema["schema"]["properties"]["name_hash"]["type"],
+        json!(["string", "null"])
+    );
+    // Every batch is announced before the STATE that follows its records.
+    assert_eq!(types.last(), Some(&"STATE"));
+    let mut rows: Vec<Value> = Vec::new();
+    for m in messages.iter().filter(|m| m["type"] == "BATCH") {
+        assert_eq!(m["stream"], "items");
+        assert_eq!(
+            m["encoding"],
+            json!({"format": "jsonl", "compression": "gzip"})
+        );
+        for url in m["manifest"].as_array().expect("manifest") {
+            let path = url
+                .as_str()
+                .and_then(|u| u.strip_prefix("file://"))
+                .expect("a file URL");
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(std::fs::File::open(path).expect("batch file"))
+                .read_to_string(&mut text)
+                .expect("gzip");
+            let file_rows: Vec<Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("json"))
+                .collect();
+            assert!(file_rows.len() <= 4, "batch_size 4: {}", file_rows.len());
+            rows.extend(file_rows);
+        }
+    }
+    let ids: Vec<u64> = rows.iter().filter_map(|r| r["id"].as_u64()).collect();
+    assert_eq!(ids, (2..=TOTAL).step_by(2).collect::<Vec<_>>());
+    // hashlib.md5(b"pepperitem 2").hexdigest() in Python.
+    assert_eq!(rows[0]["name_hash"], "ece68ecddd3166c7672712bbbfb67781");
+    assert!(
+        rows.iter()
+            .all(|r| r.get("name").is_none() && r["name_hash"].is_string())
+    );
+}

@@ -61,6 +61,8 @@ fn load<C: TargetConfig, S: Sink>(
     open: impl FnOnce(&C) -> Result<S>,
 ) -> Result<RunSummary> {
     let config: C = singer_core::cli::load_settings(about, &args.common.config)?;
+    // Stream maps are checked before the destination is opened or any input read.
+    singer_core::stream_map::StreamMaps::new(&config.target_settings().maps)?;
     let sink = open(&config)?;
     let settings = config.target_settings();
     install_stop_handler();

@@ -27,6 +27,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// Stream maps that cannot be used (found before any data is read).
+    #[error(transparent)]
+    Map(#[from] singer_core::stream_map::MapError),
+
     /// An Arrow error while building batches.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),

@@ -59,7 +59,7 @@ pub mod cli;
 pub mod decoder;
 mod error;
 pub mod fields;
-pub mod location;
+pub use singer_core::location;
 pub mod metadata;
 mod reader;
 pub mod runtime;

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use singer_core::Error as CoreError;
 use singer_core::ParseError;
 use singer_core::message::{DEFAULT_MAX_LINE_BYTES, Message, SchemaMessage};
+use singer_core::stream_map::StreamMaps;
 
 use crate::error::{Error, Result};
 use crate::stream_schema::{SchemaOptions, StreamSchema};
@@ -47,6 +48,8 @@ pub(crate) struct Job {
     /// Each line's bytes in `block`, without its line ending.
     pub lines: Vec<Range<usize>>,
     pub schemas: Arc<Schemas>,
+    /// The stream maps in effect (they know the SCHEMAs seen so far), if any are set.
+    pub maps: Option<Arc<StreamMaps>>,
     /// When the lines were read, in microseconds since the epoch.
     pub received_at: i64,
 }
@@ -66,6 +69,8 @@ pub(crate) struct ReaderOptions {
     /// Bytes of lines per job: a quarter of the byte budget (the runtime can only commit
     /// between segments), at most [`JOB_BYTES`].
     pub job_bytes: usize,
+    /// Stream maps: SCHEMAs are mapped here, records by the workers.
+    pub maps: Option<StreamMaps>,
 }
 
 impl ReaderOptions {
@@ -74,6 +79,7 @@ impl ReaderOptions {
             schema_options,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             job_bytes: (batch_size_bytes / 4).clamp(1, JOB_BYTES),
+            maps: None,
         }
     }
 }
@@ -91,6 +97,7 @@ pub(crate) struct Outlets {
 pub(crate) fn read(input: impl Read + Send + 'static, options: ReaderOptions, out: Outlets) {
     let pieces = spawn_piece_reader(input);
     let mut reader = Reader {
+        maps: options.maps.clone().map(Arc::new),
         options,
         out,
         seq: 0,
@@ -159,6 +166,7 @@ struct Reader {
     /// Lines read so far.
     line: u64,
     schemas: Arc<Schemas>,
+    maps: Option<Arc<StreamMaps>>,
 }
 
 /// Why the reader stopped early without an error of its own.
@@ -262,6 +270,7 @@ impl Reader {
             block: block.clone(),
             lines: std::mem::take(lines),
             schemas: self.schemas.clone(),
+            maps: self.maps.clone(),
             received_at,
         };
         self.out.jobs.send(job).map_err(|_| Closed)
@@ -280,6 +289,23 @@ impl Reader {
             }
             Err(e) => return Err(self.fail(CoreError::from(e).into())),
         };
+        let Some(maps) = self.maps.as_mut() else {
+            return self.compile(line, message);
+        };
+        // The stream maps learn the source schema; what they map it to is compiled.
+        match Arc::make_mut(maps).schema(&message) {
+            Ok(mapped) => mapped
+                .into_iter()
+                .try_for_each(|message| self.compile(line, message)),
+            Err(e) => Err(self.fail(Error::Core(CoreError::Protocol {
+                line,
+                reason: e.to_string(),
+            }))),
+        }
+    }
+
+    /// Compiles one (mapped) SCHEMA and sends it under its number.
+    fn compile(&mut self, line: u64, message: SchemaMessage) -> std::result::Result<(), Closed> {
         if let Some(existing) = self.schemas.get(&message.stream).cloned()
             && existing.same_as(&message)
         {

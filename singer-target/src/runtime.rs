@@ -50,6 +50,7 @@ use serde_json::Value;
 
 use singer_core::Error as CoreError;
 use singer_core::message::{BatchMessage, Message, Record};
+use singer_core::stream_map::StreamMaps;
 
 use crate::ack::{CommitKind, CommitPlan, Ledger, Notice, StateVerdict};
 use crate::batch;
@@ -107,8 +108,9 @@ pub fn run<S: Sink>(
     input: impl Read + Send + 'static,
     output: impl Write,
 ) -> Result<RunSummary> {
+    let maps = StreamMaps::new(&settings.maps)?;
     let mut runtime = Runtime::new(sink, settings.clone(), output)?;
-    let pipeline = start_pipeline(input, settings);
+    let pipeline = start_pipeline(input, settings, maps);
     let result = runtime.drive(&pipeline);
     drop(pipeline);
     runtime.finish(result)
@@ -123,7 +125,11 @@ struct Pipeline {
     slots: Receiver<()>,
 }
 
-fn start_pipeline(input: impl Read + Send + 'static, settings: &TargetSettings) -> Pipeline {
+fn start_pipeline(
+    input: impl Read + Send + 'static,
+    settings: &TargetSettings,
+    maps: Option<StreamMaps>,
+) -> Pipeline {
     let (results_tx, results) = channel();
     let (jobs_tx, jobs) = channel();
     let (slots_tx, slots) = sync_channel(reader::IN_FLIGHT);
@@ -134,7 +140,10 @@ fn start_pipeline(input: impl Read + Send + 'static, settings: &TargetSettings) 
         jobs,
         results_tx.clone(),
     );
-    let options = ReaderOptions::new(settings.schema_options(), settings.batch_size_bytes);
+    let options = ReaderOptions {
+        maps,
+        ..ReaderOptions::new(settings.schema_options(), settings.batch_size_bytes)
+    };
     let spawned = std::thread::Builder::new()
         .name("singer-reader".into())
         .spawn(move || {
@@ -289,9 +298,12 @@ impl<S: Sink, W: Write> Runtime<S, W> {
                 line,
                 message,
                 hash,
+                maps,
             } => match message {
                 Message::State(m) => self.on_state(m.value, hash),
-                Message::Batch(m) => self.on_batch(line, &m, Utc::now().timestamp_micros()),
+                Message::Batch(m) => {
+                    self.on_batch(line, &m, maps.as_deref(), Utc::now().timestamp_micros())
+                }
                 Message::ActivateVersion(m) => match self.streams.get_mut(&m.stream) {
                     Some(buffer) => buffer.activate_version(m.version),
                     None => {
@@ -367,37 +379,57 @@ impl<S: Sink, W: Write> Runtime<S, W> {
     }
 
     /// A BATCH: each row of its files is a record of the stream, at the BATCH line.
-    fn on_batch(&mut self, line: u64, m: &BatchMessage, received_at: i64) -> Result<()> {
-        if !self.streams.contains_key(&m.stream) {
+    fn on_batch(
+        &mut self,
+        line: u64,
+        m: &BatchMessage,
+        maps: Option<&StreamMaps>,
+        received_at: i64,
+    ) -> Result<()> {
+        let maps = maps.filter(|maps| !maps.is_identity(&m.stream));
+        let streams =
+            maps.map_or_else(|| vec![m.stream.clone()], |maps| maps.streams_of(&m.stream));
+        if let Some(missing) = streams.iter().find(|s| !self.streams.contains_key(*s)) {
             return Err(CoreError::Protocol {
                 line,
-                reason: format!("BATCH for stream '{}' before its SCHEMA", m.stream),
+                reason: format!("BATCH for stream '{missing}' before its SCHEMA"),
             }
             .into());
+        }
+        if streams.is_empty() {
+            // The stream maps drop this stream: its files need not be read.
+            return Ok(());
         }
         batch::for_each_record(m, line, |record, bytes, origin| {
             let meta = RowMeta {
                 received_at_micros: received_at,
                 ..RowMeta::default()
             };
-            self.on_record(line, &m.stream, record, meta, bytes)
-                .map_err(|e| match e {
-                    Error::Record {
-                        stream,
-                        line,
-                        field,
-                        reason,
-                    } => Error::Record {
-                        stream,
-                        line,
-                        field,
-                        reason: format!(
-                            "{reason} (BATCH file {}, row {})",
-                            origin.file, origin.row
-                        ),
-                    },
-                    other => other,
-                })
+            let loaded = match maps {
+                None => self.on_record(line, &m.stream, record, meta, bytes),
+                Some(maps) => maps
+                    .record(&m.stream, &record)
+                    .map_err(|e| workers::map_failure(e, line))
+                    .and_then(|mapped| {
+                        mapped.into_iter().try_for_each(|(stream, record)| {
+                            self.on_record(line, &stream, record, meta.clone(), bytes)
+                        })
+                    }),
+            };
+            loaded.map_err(|e| match e {
+                Error::Record {
+                    stream,
+                    line,
+                    field,
+                    reason,
+                } => Error::Record {
+                    stream,
+                    line,
+                    field,
+                    reason: format!("{reason} (BATCH file {}, row {})", origin.file, origin.row),
+                },
+                other => other,
+            })
         })
     }
 

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use singer_core::schema::{DEFAULT_MAX_KEY_LENGTH, FLATTEN_SEPARATOR, Flattening};
+use singer_core::stream_map::MapSettings;
 
 use crate::sink::LoadMethod;
 use crate::stream_schema::SchemaOptions;
@@ -57,6 +58,10 @@ pub struct TargetSettings {
     /// rename).
     #[schemars(title = "State File")]
     pub state_file: Option<PathBuf>,
+    /// The stream-maps settings (`stream_maps`, `stream_map_config`, `faker_config`),
+    /// applied to the input before loading.
+    #[serde(flatten)]
+    pub maps: MapSettings,
 }
 
 impl Default for TargetSettings {
@@ -74,6 +79,7 @@ impl Default for TargetSettings {
             load_method: None,
             hard_delete: false,
             state_file: None,
+            maps: MapSettings::default(),
         }
     }
 }
@@ -127,7 +133,10 @@ mod tests {
             "flattening_max_key_length": {"type": ["integer", "null"], "minimum": 1, "default": 255},
             "load_method": {"type": ["string", "null"], "enum": ["append-only", "upsert", "overwrite", null]},
             "hard_delete": {"type": ["boolean", "null"], "default": false},
-            "state_file": {"type": ["string", "null"]}
+            "state_file": {"type": ["string", "null"]},
+            "stream_maps": {"type": ["object", "null"]},
+            "stream_map_config": {"type": ["object", "null"]},
+            "faker_config": {"type": ["object", "null"]}
         });
         let derived = singer_core::settings::settings_schema::<TargetSettings>();
         let props = derived["properties"].as_object().map_or(0, |p| p.len());

@@ -22,7 +22,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde_json::value::RawValue;
 
 use singer_core::Error as CoreError;
-use singer_core::message::{Message, RecordMessage};
+use singer_core::message::{ActivateVersionMessage, Message, RecordMessage};
+use singer_core::stream_map::{MapError, StreamMaps};
 
 use crate::ack;
 use crate::decoder::raw::Decoded;
@@ -73,6 +74,8 @@ pub(crate) enum Item {
         line: u64,
         message: Message,
         hash: u64,
+        /// For a BATCH, the stream maps its rows go through.
+        maps: Option<Arc<StreamMaps>>,
     },
 }
 
@@ -179,12 +182,27 @@ impl Worker {
                 record,
                 version,
                 time_extracted,
-            }) => {
-                let meta = self.row_meta(job, time_extracted, version);
-                let d = self.decoder(job, &stream, line)?;
-                let hash = d.decoder.push_record(&d.schema, record, &meta, line)?;
-                self.count(bytes.len(), hash);
-            }
+            }) => match job.maps.as_deref().filter(|m| !m.is_identity(&stream)) {
+                None => {
+                    let meta = self.row_meta(job, time_extracted, version);
+                    let d = self.decoder(job, &stream, line)?;
+                    let hash = d.decoder.push_record(&d.schema, record, &meta, line)?;
+                    self.count(bytes.len(), hash);
+                }
+                Some(maps) => {
+                    let mapped = maps
+                        .record(&stream, &record)
+                        .map_err(|e| map_failure(e, line))?;
+                    // The line's bytes count once, with its first output.
+                    let mut line_bytes = bytes.len();
+                    for (stream, record) in mapped {
+                        let meta = self.row_meta(job, time_extracted, version);
+                        let d = self.decoder(job, &stream, line)?;
+                        let hash = d.decoder.push_record(&d.schema, record, &meta, line)?;
+                        self.count(std::mem::take(&mut line_bytes), hash);
+                    }
+                }
+            },
             Message::Schema(_) => {
                 return Err(CoreError::Protocol {
                     line,
@@ -192,16 +210,36 @@ impl Worker {
                 }
                 .into());
             }
+            Message::ActivateVersion(a) if job.maps.is_some() => {
+                self.flush(items)?;
+                let streams = job.maps.as_deref().map(|m| m.streams_of(&a.stream));
+                for stream in streams.unwrap_or_default() {
+                    items.push(Item::Message {
+                        line,
+                        message: Message::ActivateVersion(ActivateVersionMessage {
+                            stream,
+                            version: a.version,
+                        }),
+                        hash: 0,
+                        maps: None,
+                    });
+                }
+            }
             other => {
                 self.flush(items)?;
                 let hash = match &other {
                     Message::State(s) => ack::state_hash(&s.value),
                     _ => 0,
                 };
+                let maps = match &other {
+                    Message::Batch(_) => job.maps.clone(),
+                    _ => None,
+                };
                 items.push(Item::Message {
                     line,
                     message: other,
                     hash,
+                    maps,
                 });
             }
         }
@@ -255,6 +293,7 @@ impl Worker {
         let parsed = LineSeed {
             decoders: &mut self.decoders,
             schemas: &job.schemas,
+            maps: job.maps.as_deref(),
             with_metadata: self.with_metadata,
             touched: &mut touched,
         }
@@ -267,6 +306,14 @@ impl Worker {
             }
             return Ok(false);
         };
+        if job
+            .maps
+            .as_deref()
+            .is_some_and(|m| !m.is_identity(&envelope.stream))
+        {
+            // A mapped stream's records take the parsed path, through the maps.
+            return Ok(false);
+        }
         let meta = self.row_meta(job, envelope.time_extracted, envelope.version);
         let d = self.decoder(job, &envelope.stream, line)?;
         let hash = match envelope.record {
@@ -300,6 +347,26 @@ impl Worker {
             hash_sum: std::mem::take(&mut self.hash_sum),
         }));
         Ok(())
+    }
+}
+
+/// A stream map's failure on a record, at its input line.
+pub(crate) fn map_failure(e: MapError, line: u64) -> Error {
+    match e {
+        MapError::Eval {
+            stream,
+            map,
+            property,
+            expression,
+            error,
+            ..
+        } => Error::Record {
+            stream,
+            line,
+            field: (property != "__filter__").then_some(property.clone()),
+            reason: format!("stream map '{map}', {property} '{expression}' failed: {error}"),
+        },
+        other => Error::Map(other),
     }
 }
 
@@ -348,6 +415,8 @@ struct LineParts<'a> {
 struct LineSeed<'w> {
     decoders: &'w mut IndexMap<String, StreamDecoder>,
     schemas: &'w Schemas,
+    /// Records of streams these maps change are not decoded in the pass.
+    maps: Option<&'w StreamMaps>,
     with_metadata: bool,
     touched: &'w mut Option<String>,
 }
@@ -391,8 +460,9 @@ impl<'de> Visitor<'de> for LineSeed<'_> {
                     }
                     let is_record = m.message_type.is_some_and(|t| t.get() == r#""RECORD""#);
                     let stream = m.stream.and_then(plain_string);
+                    let mapped = |s: &str| self.maps.is_some_and(|m| !m.is_identity(s));
                     let decoder = match (is_record, &stream) {
-                        (true, Some(s)) => {
+                        (true, Some(s)) if !mapped(s) => {
                             decoder_for(self.decoders, self.schemas, s, self.with_metadata)
                         }
                         _ => None,
@@ -544,6 +614,7 @@ mod tests {
                 block: Arc::new(block),
                 lines: ranges,
                 schemas: Arc::new(Schemas::from([("s".to_string(), schema.clone())])),
+                maps: None,
                 received_at: 5,
             };
             let mut worker = Worker { with_metadata: metadata, ..Worker::default() };
@@ -629,6 +700,7 @@ mod tests {
             block: Arc::new(block),
             lines: ranges,
             schemas: Arc::new(Schemas::from([("s".to_string(), schema)])),
+            maps: None,
             received_at: 0,
         };
         let out = Worker::default().run(&job);

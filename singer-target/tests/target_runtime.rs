@@ -712,3 +712,87 @@ fn a_batch_that_cannot_be_loaded_is_an_error_naming_its_file() {
         assert!(!out.contains("never"), "{out}");
     }
 }
+
+fn with_maps(rows: usize, maps: Value) -> TargetSettings {
+    TargetSettings {
+        maps: serde_json::from_value(maps).expect("stream maps"),
+        ..settings(rows)
+    }
+}
+
+/// Stream maps on the way in: a renamed stream, a second stream from one source, a filter;
+/// RECORDs, BATCH rows and ACTIVATE_VERSION all follow them.
+#[test]
+fn stream_maps_route_records_batches_and_versions() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("s-1.json.gz");
+    jsonl_gz_batch(&file, 11..=14);
+    let mut lines = stream(10, 5);
+    lines.insert(
+        6,
+        json!({"type": "ACTIVATE_VERSION", "stream": "s", "version": 3}).to_string(),
+    );
+    lines.push(batch_line("jsonl", "gzip", &[file.display().to_string()]));
+    lines.push(json!({"type": "STATE", "value": {"at": 14}}).to_string());
+    let s = with_maps(
+        1000,
+        json!({"stream_maps": {
+            "s": {"__alias__": "renamed", "v": null},
+            "evens": {"__source__": "s", "__filter__": "id % 2 == 0", "label": "v.upper()"}
+        }}),
+    );
+    let sink = MemorySink::default();
+    run_ok(&sink, &s, &lines);
+    let db = sink.0.lock().expect("lock");
+    assert!(
+        !db.rows.contains_key("s"),
+        "the source is loaded under its alias only"
+    );
+    assert_eq!(db.rows["renamed"], (1..=14).collect::<Vec<_>>());
+    assert_eq!(db.rows["evens"], [2, 4, 6, 8, 10, 12, 14]);
+    let mut versions: Vec<&String> = db
+        .ops
+        .iter()
+        .flatten()
+        .filter(|k| k.starts_with("activate:"))
+        .collect();
+    versions.sort();
+    assert_eq!(
+        versions,
+        ["activate:evens:3", "activate:renamed:3"],
+        "{:?}",
+        db.ops
+    );
+}
+
+/// A map that fails on a record stops the load at that line, naming the stream map, the
+/// property and Python's words, and commits nothing after the last STATE before it.
+#[test]
+fn a_stream_map_failing_on_a_record_names_the_line_and_keeps_what_was_acknowledged() {
+    let mut lines = stream(6, 3);
+    lines[5] = json!({"type": "RECORD", "stream": "s", "record": {"id": 5, "v": null}}).to_string();
+    let s = with_maps(1, json!({"stream_maps": {"s": {"shout": "v.upper()"}}}));
+    let sink = MemorySink::default();
+    let mut out = Vec::new();
+    let e = run(sink.clone(), &s, input(&lines), &mut out).expect_err("None.upper()");
+    let text = e.to_string();
+    assert!(text.contains("stream 's', line 6, field 'shout'"), "{text}");
+    assert!(
+        text.contains("AttributeError: 'NoneType' object has no attribute 'upper'"),
+        "{text}"
+    );
+    assert_eq!(sink.0.lock().expect("lock").rows["s"], [1, 2, 3]);
+    assert_eq!(
+        String::from_utf8_lossy(&out).trim(),
+        r#"{"bookmarks":{"s":{"replication_key_value":3}}}"#
+    );
+
+    let bad = with_maps(1, json!({"stream_maps": {"s": {"shout": "shout(v)"}}}));
+    let e = run(MemorySink::default(), &bad, input(&lines), &mut Vec::new())
+        .expect_err("unknown function");
+    let text = e.to_string();
+    assert!(
+        text.contains("stream 's', shout 'shout(v)': at character 1: unknown function 'shout'"),
+        "{text}"
+    );
+}

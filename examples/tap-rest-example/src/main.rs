@@ -35,7 +35,15 @@ fn about() -> About {
         name: "tap-rest-example",
         description: "Extracts tickets and their comments from the example ticketing API.",
         version: env!("CARGO_PKG_VERSION"),
-        capabilities: vec!["catalog", "discover", "state", "about", "test"],
+        capabilities: vec![
+            "catalog",
+            "discover",
+            "state",
+            "about",
+            "test",
+            "stream-maps",
+            "batch",
+        ],
         settings: settings_schema::<Config>(),
     }
 }

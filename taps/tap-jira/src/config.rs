@@ -78,6 +78,8 @@ pub fn about() -> About {
             "about",
             "test",
             "activate-version",
+            "stream-maps",
+            "batch",
             "structured-logging",
         ],
         settings: settings_schema::<Config>(),

@@ -56,6 +56,7 @@ pub fn about() -> About {
             "validate-records",
             "activate-version",
             "structured-logging",
+            "stream-maps",
             "batch",
             "hard-delete",
             "soft-delete",

@@ -85,6 +85,7 @@ pub fn about() -> About {
             "validate-records",
             "activate-version",
             "structured-logging",
+            "stream-maps",
             "batch",
         ],
         settings,

@@ -35,6 +35,15 @@ pub fn local_path(location: &str) -> Result<PathBuf, NotLocal> {
     }
 }
 
+/// The `file://` URL of a local path, made absolute first (BATCH manifests name files by
+/// URL, as the Meltano SDK writes them).
+pub fn file_url(path: &std::path::Path) -> Result<String, NotLocal> {
+    let absolute = std::path::absolute(path).map_err(|_| NotLocal::BadFileUrl)?;
+    url::Url::from_file_path(absolute)
+        .map(String::from)
+        .map_err(|()| NotLocal::BadFileUrl)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +58,8 @@ mod tests {
         let e = local_path("s3://bucket/x.jsonl").expect_err("s3");
         assert!(e.to_string().contains("'s3://'"), "{e}");
         assert_eq!(local_path("file://host:bad/x"), Err(NotLocal::BadFileUrl));
+        let url = file_url(std::path::Path::new("/tmp/a b/x.json.gz")).expect("url");
+        assert_eq!(url, "file:///tmp/a%20b/x.json.gz");
+        assert_eq!(local_path(&url), Ok(PathBuf::from("/tmp/a b/x.json.gz")));
     }
 }
