@@ -1,5 +1,6 @@
 //! `meltano run tap-jira target-duckdb` twice against the mock, offline: Meltano keeps the
-//! state of run 1 and hands it to run 2, which fetches only the changed issues. The test
+//! state of run 1 and hands it to run 2, which fetches only the changed issues; the stream
+//! map in `meltano.yml` replaces user emails by a salted hash. The test
 //! installs Meltano into a virtualenv under ~/.cache/singer-rs (once per machine).
 
 use std::path::{Path, PathBuf};
@@ -86,6 +87,26 @@ fn meltano_runs_tap_jira_into_target_duckdb_twice_with_state() {
         totals.comments.to_string()
     );
     assert!(!log.contains("meltano-token"), "secrets stay out of logs");
+    // The stream map of meltano.yml: a salted hash in place of each email address
+    // (DuckDB's md5 over the mock's own address as the reference).
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'emailAddress'"
+        ),
+        "0"
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM users WHERE email_hash = md5('example-salt' || 'pat.customer@example.org')"
+        ),
+        "1"
+    );
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM users"),
+        totals.users.to_string()
+    );
 
     let (ok, state) = run(
         &meltano,

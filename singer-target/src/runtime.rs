@@ -412,7 +412,7 @@ impl<S: Sink, W: Write> Runtime<S, W> {
                     .map_err(|e| workers::map_failure(e, line))
                     .and_then(|mapped| {
                         mapped.into_iter().try_for_each(|(stream, record)| {
-                            self.on_record(line, &stream, record, meta.clone(), bytes)
+                            self.on_record(line, &stream, record, meta, bytes)
                         })
                     }),
             };

@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 
 use singer_core::Error as CoreError;
 use singer_core::message::{ActivateVersionMessage, Message, RecordMessage};
-use singer_core::stream_map::{MapError, StreamMaps};
+use singer_core::stream_map::{MapError, RecordFailure, StreamMaps};
 
 use crate::ack;
 use crate::decoder::raw::Decoded;
@@ -353,19 +353,22 @@ impl Worker {
 /// A stream map's failure on a record, at its input line.
 pub(crate) fn map_failure(e: MapError, line: u64) -> Error {
     match e {
-        MapError::Eval {
-            stream,
-            map,
-            property,
-            expression,
-            error,
-            ..
-        } => Error::Record {
-            stream,
-            line,
-            field: (property != "__filter__").then_some(property.clone()),
-            reason: format!("stream map '{map}', {property} '{expression}' failed: {error}"),
-        },
+        MapError::Eval(failure) => {
+            let RecordFailure {
+                stream,
+                map,
+                property,
+                expression,
+                error,
+                ..
+            } = *failure;
+            Error::Record {
+                stream,
+                line,
+                field: (property != "__filter__").then(|| property.clone()),
+                reason: format!("stream map '{map}', {property} '{expression}' failed: {error}"),
+            }
+        }
         other => Error::Map(other),
     }
 }

@@ -663,9 +663,15 @@ fn function(name: &str, args: &[Val<'_>]) -> Result<Value, EvalError> {
             match (Num::of(&args[0]), digits) {
                 (Some(Num::Int(i)), _) => Ok(Value::from(i)),
                 (Some(Num::Float(f)), None) => Ok(Value::from(round_half_even(f) as i64)),
+                // Python rounds the exact binary value, as formatting does: 2.675 is
+                // 2.67499999... and rounds to 2.67.
+                (Some(Num::Float(f)), Some(d)) if d >= 0 => {
+                    let text = format!("{:.*}", d.min(340) as usize, f);
+                    python::number(Num::Float(text.parse().unwrap_or(f)))
+                }
                 (Some(Num::Float(f)), Some(d)) => {
-                    let scale = 10f64.powi(d.clamp(-300, 300) as i32);
-                    python::number(Num::Float(round_half_even(f * scale) / scale))
+                    let scale = 10f64.powi(d.clamp(-308, 0).unsigned_abs() as i32);
+                    python::number(Num::Float(round_half_even(f / scale) * scale))
                 }
                 (None, _) => Err(EvalError::new(
                     "TypeError",
@@ -772,8 +778,11 @@ fn json_function(name: &str, args: &[Val<'_>]) -> Result<Value, EvalError> {
     }
 }
 
+/// `json.dumps`'s output: `", "` and `": "` separators, Python's float digits, and
+/// `ensure_ascii` escapes.
 fn python_json(v: &Value) -> String {
     match v {
+        Value::String(s) => ascii_json_string(s),
         Value::Array(items) => format!(
             "[{}]",
             items.iter().map(python_json).collect::<Vec<_>>().join(", ")
@@ -781,7 +790,7 @@ fn python_json(v: &Value) -> String {
         Value::Object(map) => format!(
             "{{{}}}",
             map.iter()
-                .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), python_json(v)))
+                .map(|(k, v)| format!("{}: {}", ascii_json_string(k), python_json(v)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -791,6 +800,31 @@ fn python_json(v: &Value) -> String {
         },
         other => other.to_string(),
     }
+}
+
+fn ascii_json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c.is_ascii() && !c.is_ascii_control() => out.push(c),
+            c => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn string_arg<'v>(
@@ -1043,22 +1077,37 @@ fn infer(e: &ast::Expr, property: &dyn Fn(&str) -> Option<Value>) -> Option<Valu
             "record" | "_" | "config" | "self" => None,
             other => property(other),
         },
-        E::Subscript(s) => {
-            let E::Constant(ast::ExprConstant {
+        E::Subscript(s) => match s.slice.as_ref() {
+            E::Constant(ast::ExprConstant {
                 value: ast::Constant::Str(key),
                 ..
-            }) = s.slice.as_ref()
-            else {
-                return None;
-            };
-            match s.value.as_ref() {
+            }) => match s.value.as_ref() {
                 E::Name(n) if matches!(n.id.as_str(), "record" | "_") => property(key),
                 inner => infer(inner, property)?.get("properties")?.get(key).cloned(),
+            },
+            // A position or a slice of a string is a string; a position in a list, an item.
+            _ => {
+                let container = infer(&s.value, property)?;
+                match single_type(&container)?.as_str() {
+                    "string" => Some(typed("string")),
+                    "array" if !matches!(s.slice.as_ref(), E::Slice(_)) => {
+                        container.get("items").cloned()
+                    }
+                    _ => None,
+                }
             }
-        }
+        },
         E::IfExp(i) => {
-            let body = infer(&i.body, property)?;
-            (infer(&i.orelse, property)? == body).then_some(body)
+            // `x if c else None` has the type of `x` (computed properties are nullable).
+            let is_none = |e: &ast::Expr| matches!(e, E::Constant(c) if matches!(c.value, ast::Constant::None));
+            match (is_none(&i.body), is_none(&i.orelse)) {
+                (true, _) => infer(&i.orelse, property),
+                (_, true) => infer(&i.body, property),
+                _ => {
+                    let body = infer(&i.body, property)?;
+                    (infer(&i.orelse, property)? == body).then_some(body)
+                }
+            }
         }
         E::BinOp(b) => {
             let kind = |e: &ast::Expr| infer(e, property).and_then(|s| single_type(&s));
@@ -1231,5 +1280,15 @@ mod tests {
         assert_eq!(infer("record['id']"), Some(json!({"type": "integer"})));
         assert_eq!(infer("id > 3"), Some(typed("boolean")));
         assert_eq!(infer("record.get('x')"), None);
+        assert_eq!(
+            infer("md5(email) if email else None"),
+            Some(typed("string"))
+        );
+        assert_eq!(infer("1 if id else 'a'"), None);
+        assert_eq!(
+            infer("email.split('@')[-1]"),
+            Some(json!({"type": "string"}))
+        );
+        assert_eq!(infer("str(id)[:2]"), Some(typed("string")));
     }
 }

@@ -80,23 +80,28 @@ pub enum MapError {
         problem: ExprProblem,
     },
     /// An expression that failed on a record.
-    #[error(
-        "stream '{stream}': stream map '{map}', {property} '{expression}' failed on record {record}: {error}"
-    )]
-    Eval {
-        /// The source stream.
-        stream: String,
-        /// The stream map's key.
-        map: String,
-        /// The property, or `__filter__`.
-        property: String,
-        /// The expression as written.
-        expression: String,
-        /// The record's key properties (or its start), to find it.
-        record: String,
-        /// Python's words.
-        error: EvalError,
-    },
+    #[error(transparent)]
+    Eval(Box<RecordFailure>),
+}
+
+/// An expression that failed on a record: where, and Python's words.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "stream '{stream}': stream map '{map}', {property} '{expression}' failed on record {record}: {error}"
+)]
+pub struct RecordFailure {
+    /// The source stream.
+    pub stream: String,
+    /// The stream map's key.
+    pub map: String,
+    /// The property, or `__filter__`.
+    pub property: String,
+    /// The expression as written.
+    pub expression: String,
+    /// The record's key properties, to find it.
+    pub record: String,
+    /// Python's words.
+    pub error: EvalError,
 }
 
 /// What one stream-map key says.
@@ -288,14 +293,14 @@ impl StreamMaps {
                 } => {
                     let (alias, key_properties) = (&schema.stream, &schema.key_properties);
                     let fail = |property: &str, expression: &Expression, error: EvalError| {
-                        MapError::Eval {
+                        MapError::Eval(Box::new(RecordFailure {
                             stream: stream.to_string(),
                             map: map_key.clone(),
                             property: property.to_string(),
                             expression: expression.source().to_string(),
                             record: describe(record, key_properties),
                             error,
-                        }
+                        }))
                     };
                     let scope = Scope {
                         record,

@@ -611,3 +611,111 @@ fn batch_messages_load_jsonl_gz_and_parquet_files() {
     );
     assert_eq!(run.states().last(), Some(&json!({"batch": 2})));
 }
+
+/// Stream maps on real tap output, checked against the same input loaded without them,
+/// with DuckDB's own functions as the reference: a renamed stream with a hashed column in
+/// place of the emails, a second stream computed from issues, a filter, dropped streams.
+#[test]
+fn stream_maps_rename_compute_filter_and_drop_streams() {
+    let maps = json!({"stream_maps": {
+        "users": {"__alias__": "people", "email_hash": "md5(record.get('emailAddress'))", "emailAddress": null},
+        "issue_keys": {"__source__": "issues", "__else__": null,
+            "project": "key.split('-')[0]", "number": "int(key.split('-')[1])"},
+        "issue_worklogs": {"__filter__": "timeSpentSeconds > 3600"},
+        "sprints": null,
+        "boards": "__NULL__"
+    }});
+    let mapped = load("jira_capture.singer", maps);
+    mapped.assert_ok();
+    let plain = load("jira_capture.singer", json!({}));
+    plain.assert_ok();
+    let conn = mapped.conn();
+    conn.execute_batch(&format!(
+        "ATTACH '{}' AS plain (READ_ONLY)",
+        plain.db().display()
+    ))
+    .expect("attach");
+    let count = |sql: &str| -> i64 { query_one(&conn, sql) };
+    let tables = |names: &str| {
+        count(&format!(
+            "SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() AND table_name IN ({names})"
+        ))
+    };
+    assert_eq!(
+        tables("'users', 'sprints', 'boards'"),
+        0,
+        "renamed and dropped streams leave no table"
+    );
+    assert_eq!(tables("'people', 'issue_keys', 'issues'"), 3);
+    let users = count("SELECT count(*) FROM plain.users");
+    assert!(users > 0);
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM people p JOIN plain.users u USING (accountId) WHERE p.email_hash IS NOT DISTINCT FROM md5(u.emailAddress)"
+        ),
+        users
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'people' AND column_name = 'emailAddress'"
+        ),
+        0
+    );
+    let issues = count("SELECT count(*) FROM plain.issues");
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM issue_keys k JOIN plain.issues i USING (id) WHERE k.project = split_part(i.key, '-', 1) AND k.number = CAST(split_part(i.key, '-', 2) AS BIGINT)"
+        ),
+        issues
+    );
+    assert_eq!(
+        mapped.rows("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'issue_keys' AND column_name NOT LIKE '\\_sdc%' ESCAPE '\\' ORDER BY ordinal_position"),
+        [["id", "VARCHAR"], ["project", "VARCHAR"], ["number", "BIGINT"]]
+    );
+    let long = count("SELECT count(*) FROM plain.issue_worklogs WHERE timeSpentSeconds > 3600");
+    assert!(long > 0 && long < count("SELECT count(*) FROM plain.issue_worklogs"));
+    assert_eq!(count("SELECT count(*) FROM issue_worklogs"), long);
+    assert_eq!(
+        mapped.states(),
+        plain.states(),
+        "state passes through the maps unchanged"
+    );
+}
+
+/// BATCH files go through the stream maps like RECORDs: Parquet and JSON-lines rows.
+#[test]
+fn stream_maps_apply_to_batch_rows() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let jsonl = dir.path().join("events-1.json.gz");
+    let records: Vec<Value> = (1..=10)
+        .map(|i| json!({"id": i, "name": format!("event {i}")}))
+        .collect();
+    write_jsonl_gz(&jsonl, &records);
+    let parquet = dir.path().join("events-2.parquet");
+    Connection::open_in_memory()
+        .expect("duckdb")
+        .execute_batch(&format!(
+            "COPY (SELECT range::BIGINT AS id, 'event ' || range AS name FROM range(11, 21)) TO '{}' (FORMAT parquet)",
+            parquet.display()
+        ))
+        .expect("write parquet");
+    let lines = [
+        json!({"type": "SCHEMA", "stream": "events", "key_properties": ["id"], "schema": {"properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"}}}})
+        .to_string(),
+        batch_message("events", "jsonl", "gzip", &[&jsonl]),
+        batch_message("events", "parquet", "none", &[&parquet]),
+        json!({"type": "STATE", "value": {"batch": 1}}).to_string(),
+    ];
+    let input = write_lines(dir.path(), "input.singer", &lines);
+    let maps = json!({"stream_maps": {"events": {
+        "__alias__": "odd_events", "__filter__": "id % 2 == 1", "shout": "name.upper() + '!'"
+    }}});
+    let run = load_into(dir, &input, maps);
+    run.assert_ok();
+    assert_eq!(
+        run.rows("SELECT id, shout FROM odd_events WHERE id IN (1, 19) ORDER BY id"),
+        [["1", "EVENT 1!"], ["19", "EVENT 19!"]]
+    );
+    assert_eq!(run.query::<i64>("SELECT count(*) FROM odd_events"), 10);
+}

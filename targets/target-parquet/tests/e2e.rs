@@ -395,3 +395,45 @@ fn destination_urls_and_unknown_settings_are_reported() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+/// Stream maps on real tap output, against the same input loaded without them (DuckDB's
+/// `md5` and `split_part` as the reference): renamed, computed, derived and dropped streams.
+#[test]
+fn stream_maps_rename_compute_and_drop_streams() {
+    let maps = json!({"stream_maps": {
+        "users": {"__alias__": "people", "email_hash": "md5(record.get('emailAddress'))", "emailAddress": null},
+        "issue_keys": {"__source__": "issues", "__else__": null, "project": "key.split('-')[0]"},
+        "sprints": null
+    }});
+    let mapped = load("jira_capture.singer", maps);
+    mapped.assert_ok();
+    let plain = load("jira_capture.singer", json!({}));
+    plain.assert_ok();
+    assert!(mapped.files("users").is_empty() && mapped.files("sprints").is_empty());
+    let users = plain.query::<i64>(&format!("SELECT count(*) FROM {}", plain.scan("users")));
+    assert!(users > 0);
+    assert_eq!(
+        mapped.query::<i64>(&format!(
+            "SELECT count(*) FROM {} p JOIN {} u USING (accountId) WHERE p.email_hash IS NOT DISTINCT FROM md5(u.emailAddress)",
+            mapped.scan("people"),
+            plain.scan("users")
+        )),
+        users
+    );
+    assert_eq!(
+        mapped.query::<i64>(&format!(
+            "SELECT count(*) FROM (DESCRIBE SELECT * FROM {}) WHERE column_name = 'emailAddress'",
+            mapped.scan("people")
+        )),
+        0
+    );
+    let issues = plain.query::<i64>(&format!("SELECT count(*) FROM {}", plain.scan("issues")));
+    assert_eq!(
+        mapped.query::<i64>(&format!(
+            "SELECT count(*) FROM {} k JOIN {} i USING (id) WHERE k.project = split_part(i.key, '-', 1)",
+            mapped.scan("issue_keys"),
+            plain.scan("issues")
+        )),
+        issues
+    );
+}
