@@ -160,6 +160,31 @@ def run_size(n, work, py_duckdb, py_dlt, peaks):
     our_target("target-duckdb", {"path": str(work / "upsert.duckdb")}, upserts, "target-duckdb upsert", "20% repeated keys")
     our_target("target-parquet", {"destination_path": str(work / "parquet")}, stream, "target-parquet")
 
+    # The same records as Parquet BATCH files, as a tap with batch_config (format parquet)
+    # hands them over: written once by target-parquet (untimed), then one BATCH message per
+    # file. The targets take their rows as Arrow, without a JSON step.
+    batch_dir = work / "batch-files"
+    cfg = work / "batch-files.json"
+    cfg.write_text(json.dumps({"destination_path": str(batch_dir), "add_record_metadata": False,
+                               "max_rows_per_file": 100_000}))
+    with open(stream, "rb") as f:
+        subprocess.run([BIN / "target-parquet", "--config", cfg], stdin=f, stdout=subprocess.DEVNULL, check=True)
+    batches = work / "batches.singer"
+    with open(stream) as src, open(batches, "w") as out:
+        out.write(src.readline())  # the SCHEMA
+        for i, path in enumerate(sorted(batch_dir.glob("issues/**/*.parquet"))):
+            out.write(json.dumps({"type": "BATCH", "stream": "issues", "encoding": {"format": "parquet", "compression": "none"},
+                                  "manifest": [path.as_uri()]}) + "\n")
+            out.write(json.dumps({"type": "STATE", "value": {"batches": i + 1}}) + "\n")
+    our_target("target-duckdb", {"path": str(work / "batch.duckdb"), "load_method": "append-only"}, batches,
+               "target-duckdb from Parquet BATCH files", "same records")
+    our_target("target-parquet", {"destination_path": str(work / "batch-parquet")}, batches,
+               "target-parquet from Parquet BATCH files", "same records")
+    loaded = subprocess.run([BIN / "duckdb-query", "--scalars", work / "batch.duckdb", "SELECT count(*) FROM issues"],
+                            check=True, capture_output=True, text=True).stdout.split()
+    if [v.strip('"') for v in loaded] != [str(n)]:
+        raise RuntimeError(f"the BATCH path loaded {loaded} rows of {n}")
+
     q = BIN / "duckdb-query"
     s, rss, _, _ = measure([q, "--write", work / "ndjson.duckdb", f"CREATE TABLE issues AS SELECT * FROM read_ndjson('{plain}')"])
     record("DuckDB read_ndjson -> table", s, rss, "same bundled DuckDB")
@@ -199,6 +224,8 @@ def run_size(n, work, py_duckdb, py_dlt, peaks):
               f"| target-duckdb append vs DuckDB read_ndjson | {ratio('target-duckdb append', 'DuckDB read_ndjson -> table')} | >= 1x |",
               f"| target-duckdb upsert time / append time | {by['target-duckdb append'][2] / by['target-duckdb upsert'][2]:.2f} | <= 1.5 |",
               f"| target-parquet vs DuckDB COPY read_ndjson TO parquet | {ratio('target-parquet', 'DuckDB read_ndjson -> parquet')} | >= 1x |",
+              f"| target-duckdb from Parquet BATCH files vs from RECORDs | {ratio('target-duckdb from Parquet BATCH files', 'target-duckdb append')} | > 1x |",
+              f"| target-parquet from Parquet BATCH files vs from RECORDs | {ratio('target-parquet from Parquet BATCH files', 'target-parquet')} | > 1x |",
               f"| target-duckdb append vs dlt -> DuckDB | {ratio('target-duckdb append', 'dlt 1.31 -> DuckDB')} | |",
               f"| target-parquet vs dlt -> Parquet files | {ratio('target-parquet', 'dlt 1.31 -> Parquet files')} | |",
               f"| target-parquet vs SDK target-parquet (NOTES.md figure, not run) | {by['target-parquet'][2] / (2100 if n <= 100_000 else 600):.0f}x | >= 50x |",

@@ -24,6 +24,8 @@ fn the_bench_runs_at_smoke_size() {
         "target-duckdb append",
         "target-duckdb upsert",
         "target-parquet",
+        "target-duckdb from Parquet BATCH files",
+        "target-parquet from Parquet BATCH files",
         "DuckDB read_ndjson -> table",
         "DuckDB read_ndjson -> parquet",
     ] {

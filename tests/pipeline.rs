@@ -191,3 +191,68 @@ fn a_dead_target_stops_the_tap_promptly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("stdout was closed"), "{stderr}");
 }
+
+/// tap-jira with `batch_config` writes its records to gzip JSON-lines files announced by
+/// BATCH messages; target-duckdb loads them with every row once, as from RECORDs.
+#[test]
+fn jira_through_batch_files_into_duckdb() {
+    let mock = Mock::start(MockConfig::default().with_basic_auth(EMAIL, TOKEN));
+    let dir = tempfile::tempdir().expect("tmp");
+    let batches = dir.path().join("batches");
+    let tap = write_json(
+        dir.path(),
+        "tap.json",
+        &json!({"domain": mock.url, "email": EMAIL, "api_token": TOKEN, "start_date": "2000-01-01T00:00:00Z",
+            "batch_config": {"encoding": {"format": "jsonl", "compression": "gzip"},
+                "storage": {"root": format!("file://{}", batches.display()), "prefix": "jira-"}, "batch_size": 40}}),
+    );
+    let db = dir.path().join("jira.duckdb");
+    let target = write_json(dir.path(), "target.json", &json!({"path": db}));
+    let run = pipeline(
+        "tap-jira",
+        &[Path::new("--config"), &tap],
+        "target-duckdb",
+        &[Path::new("--config"), &target],
+    );
+    assert!(run.tap.status.success(), "{}", run.tap_stderr());
+    assert!(run.target.status.success(), "{}", run.target_stderr());
+    let t = mock.handle.totals();
+    for (table, key, want) in [
+        ("issues", "id", t.issues),
+        ("issue_comments", "id", t.comments),
+        ("issue_worklogs", "id", t.worklogs),
+        ("issue_changelogs", "id", t.changelogs),
+        ("users", "accountId", t.users),
+        ("projects", "id", t.projects),
+    ] {
+        assert_eq!(
+            scalar(&db, &format!("SELECT count(DISTINCT {key}) FROM {table}")),
+            want.to_string(),
+            "{table}"
+        );
+        assert_eq!(
+            scalar(&db, &format!("SELECT count(*) FROM {table}")),
+            want.to_string(),
+            "{table}: every row once"
+        );
+    }
+    let files: Vec<String> = std::fs::read_dir(&batches)
+        .expect("batch directory")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.starts_with("jira-tap-jira--issues-") && f.ends_with(".json.gz")),
+        "{files:?}"
+    );
+    assert!(files.iter().all(|f| !f.contains("partial")), "{files:?}");
+    assert!(
+        run.states()
+            .last()
+            .is_some_and(|s| s["bookmarks"]["issues"]["replication_key_value"].is_string()),
+        "{:?}",
+        run.states().last()
+    );
+}

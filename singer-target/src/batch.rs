@@ -4,11 +4,14 @@
 //! same validation, flattening, `_sdc_*` columns, ack ledger and commits. Files are JSON
 //! lines (plain or gzip) or Parquet, named by `file://` URLs or local paths; other URL
 //! schemes are refused with an error naming the file, before any of its rows is loaded.
+//! Parquet rows go into the stream's Arrow batches directly where they can be taken exactly
+//! (`RecordDecoder::decode_arrow`), else through the record path.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 
 use arrow::json::ArrayWriter;
+use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use singer_core::Error as CoreError;
 use singer_core::message::{BatchCompression, BatchFormat, BatchMessage, Record};
@@ -24,12 +27,21 @@ pub(crate) struct Origin<'a> {
     pub row: u64,
 }
 
-/// Reads every record of `batch`'s files in manifest order and hands each to `each`, with
-/// its size in bytes (for the byte budget) and where it came from.
+/// Rows of a batch file, handed over one by one or, from Parquet, as Arrow.
+pub(crate) enum Rows<'a> {
+    /// One record and its size in bytes (for the byte budget).
+    Record(Record, usize),
+    /// Rows of a Parquet file as read; taken whole (`true`) or, if not, handed over again
+    /// record by record.
+    Arrow(&'a RecordBatch),
+}
+
+/// Reads every row of `batch`'s files in manifest order and hands them to `each`, with
+/// where they came from (for an Arrow batch, its first row).
 pub(crate) fn for_each_record(
     batch: &BatchMessage,
     line: u64,
-    mut each: impl FnMut(Record, usize, Origin<'_>) -> Result<()>,
+    mut each: impl FnMut(Rows<'_>, Origin<'_>) -> Result<bool>,
 ) -> Result<()> {
     for file in &batch.manifest {
         let fail = |reason: String| -> Error {
@@ -62,7 +74,7 @@ pub(crate) fn for_each_record(
                     }
                     let record: Record = serde_json::from_str(&text)
                         .map_err(|e| fail(format!("row {row}: not a JSON object record: {e}")))?;
-                    each(record, text.len(), Origin { file, row })?;
+                    each(Rows::Record(record, text.len()), Origin { file, row })?;
                 }
             }
             BatchFormat::Parquet => {
@@ -70,20 +82,48 @@ pub(crate) fn for_each_record(
                     .and_then(|b| b.build())
                     .map_err(|e| fail(format!("not a readable Parquet file: {e}")))?;
                 let mut row = 0;
-                for rows in reader {
+                for rows in read_ahead(reader) {
                     let rows = rows.map_err(|e| fail(format!("after row {row}: {e}")))?;
+                    if each(Rows::Arrow(&rows), Origin { file, row: row + 1 })? {
+                        row += rows.num_rows() as u64;
+                        continue;
+                    }
                     let (records, bytes) =
                         to_records(&rows).map_err(|e| fail(format!("after row {row}: {e}")))?;
                     let per_record = bytes / records.len().max(1);
                     for record in records {
                         row += 1;
-                        each(record, per_record, Origin { file, row })?;
+                        each(Rows::Record(record, per_record), Origin { file, row })?;
                     }
                 }
             }
         }
     }
     Ok(())
+}
+
+/// The reader's batches, decoded on a thread of their own a few batches ahead, so that
+/// decompressing the file overlaps with loading what it already gave.
+fn read_ahead(
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+) -> impl Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    let spawned = std::thread::Builder::new()
+        .name("singer-batch-file".into())
+        .spawn(move || {
+            for rows in reader {
+                if tx.send(rows).is_err() {
+                    return;
+                }
+            }
+        });
+    // Without the thread the file's rows would be lost: say so, as a read error.
+    let failed = spawned.err().map(|e| {
+        Err(arrow::error::ArrowError::ExternalError(
+            format!("cannot start the batch file reader: {e}").into(),
+        ))
+    });
+    failed.into_iter().chain(rx)
 }
 
 /// Parquet rows as JSON records, through arrow's JSON writer (dates and date-times in

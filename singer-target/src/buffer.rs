@@ -52,6 +52,17 @@ impl StreamBuffer {
             .push_record(&self.current.schema, record, meta, line)
     }
 
+    /// Rows of a Parquet BATCH file as a batch of the latest schema, with their hash sum;
+    /// `None` when they must take the record path ([`RecordDecoder::decode_arrow`]).
+    pub fn decode_arrow(
+        &self,
+        rows: &RecordBatch,
+        received_at_micros: i64,
+    ) -> Result<Option<(RecordBatch, u64)>> {
+        self.decoder
+            .decode_arrow(rows, received_at_micros, Utc::now())
+    }
+
     /// Buffers rows a worker decoded (under the latest schema), after any rows before them.
     pub fn push_batch(&mut self, batch: RecordBatch) -> Result<()> {
         self.finish_decoder()?;

@@ -44,6 +44,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel, sync_channel};
 use std::time::{Duration, Instant};
 
+use arrow::record_batch::RecordBatch;
 use chrono::Utc;
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -53,7 +54,7 @@ use singer_core::message::{BatchMessage, Message, Record};
 use singer_core::stream_map::StreamMaps;
 
 use crate::ack::{CommitKind, CommitPlan, Ledger, Notice, StateVerdict};
-use crate::batch;
+use crate::batch::{self, Rows};
 use crate::buffer::StreamBuffer;
 use crate::decoder::{RecordDecoder, RowMeta};
 use crate::error::{Error, Result};
@@ -400,7 +401,11 @@ impl<S: Sink, W: Write> Runtime<S, W> {
             // The stream maps drop this stream: its files need not be read.
             return Ok(());
         }
-        batch::for_each_record(m, line, |record, bytes, origin| {
+        batch::for_each_record(m, line, |rows, origin| {
+            let (record, bytes) = match rows {
+                Rows::Arrow(rows) => return self.on_arrow_rows(&m.stream, rows, maps, received_at),
+                Rows::Record(record, bytes) => (record, bytes),
+            };
             let meta = RowMeta {
                 received_at_micros: received_at,
                 ..RowMeta::default()
@@ -416,21 +421,53 @@ impl<S: Sink, W: Write> Runtime<S, W> {
                         })
                     }),
             };
-            loaded.map_err(|e| match e {
-                Error::Record {
-                    stream,
-                    line,
-                    field,
-                    reason,
-                } => Error::Record {
-                    stream,
-                    line,
-                    field,
-                    reason: format!("{reason} (BATCH file {}, row {})", origin.file, origin.row),
-                },
-                other => other,
-            })
+            loaded
+                .map_err(|e| match e {
+                    Error::Record {
+                        stream,
+                        line,
+                        field,
+                        reason,
+                    } => Error::Record {
+                        stream,
+                        line,
+                        field,
+                        reason: format!(
+                            "{reason} (BATCH file {}, row {})",
+                            origin.file, origin.row
+                        ),
+                    },
+                    other => other,
+                })
+                .map(|()| true)
         })
+    }
+
+    /// Rows of a Parquet BATCH file, loaded as Arrow when they can be taken exactly (no
+    /// stream map changes them, and [`StreamBuffer::decode_arrow`] takes them): `true`.
+    fn on_arrow_rows(
+        &mut self,
+        stream: &str,
+        rows: &RecordBatch,
+        maps: Option<&StreamMaps>,
+        received_at: i64,
+    ) -> Result<bool> {
+        if maps.is_some() {
+            return Ok(false);
+        }
+        let Some(buffer) = self.streams.get(stream) else {
+            return Ok(false);
+        };
+        let Some((batch, hash_sum)) = buffer.decode_arrow(rows, received_at)? else {
+            return Ok(false);
+        };
+        self.on_segment(Segment {
+            records: batch.num_rows() as u64,
+            bytes: rows.get_array_memory_size(),
+            batches: vec![(stream.to_string(), batch)],
+            hash_sum,
+        })?;
+        Ok(true)
     }
 
     fn on_schema(&mut self, compiled: CompiledSchema) -> Result<()> {

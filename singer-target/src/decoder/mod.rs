@@ -33,6 +33,7 @@
 
 mod check;
 mod column;
+mod from_arrow;
 pub(crate) mod raw;
 #[cfg(test)]
 pub(crate) mod tests_raw;
