@@ -38,4 +38,8 @@ fn the_bench_runs_at_smoke_size() {
         text.contains("| target-duckdb upsert time / append time |"),
         "{text}"
     );
+    assert!(
+        text.contains("| Parquet BATCH files |") && text.contains("Parquet BATCH files vs RECORDs"),
+        "{text}"
+    );
 }

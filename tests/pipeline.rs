@@ -192,10 +192,17 @@ fn a_dead_target_stops_the_tap_promptly() {
     assert!(stderr.contains("stdout was closed"), "{stderr}");
 }
 
-/// tap-jira with `batch_config` writes its records to gzip JSON-lines files announced by
-/// BATCH messages; target-duckdb loads them with every row once, as from RECORDs.
+/// tap-jira with `batch_config` writes its records to batch files (gzip JSON lines, or
+/// Parquet) announced by BATCH messages; target-duckdb loads them with every row once, as
+/// from RECORDs.
 #[test]
 fn jira_through_batch_files_into_duckdb() {
+    for (format, extension) in [("jsonl", ".json.gz"), ("parquet", ".parquet")] {
+        jira_through_batch_files(format, extension);
+    }
+}
+
+fn jira_through_batch_files(format: &str, extension: &str) {
     let mock = Mock::start(MockConfig::default().with_basic_auth(EMAIL, TOKEN));
     let dir = tempfile::tempdir().expect("tmp");
     let batches = dir.path().join("batches");
@@ -203,7 +210,7 @@ fn jira_through_batch_files_into_duckdb() {
         dir.path(),
         "tap.json",
         &json!({"domain": mock.url, "email": EMAIL, "api_token": TOKEN, "start_date": "2000-01-01T00:00:00Z",
-            "batch_config": {"encoding": {"format": "jsonl", "compression": "gzip"},
+            "batch_config": {"encoding": {"format": format, "compression": "gzip"},
                 "storage": {"root": format!("file://{}", batches.display()), "prefix": "jira-"}, "batch_size": 40}}),
     );
     let db = dir.path().join("jira.duckdb");
@@ -233,9 +240,18 @@ fn jira_through_batch_files_into_duckdb() {
         assert_eq!(
             scalar(&db, &format!("SELECT count(*) FROM {table}")),
             want.to_string(),
-            "{table}: every row once"
+            "{table}: every row once ({format})"
         );
     }
+    // JSON columns come back as the values the tap read, not as text.
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM issues WHERE json_type(fields) <> 'OBJECT'"
+        ),
+        "0",
+        "{format}"
+    );
     let files: Vec<String> = std::fs::read_dir(&batches)
         .expect("batch directory")
         .flatten()
@@ -244,7 +260,7 @@ fn jira_through_batch_files_into_duckdb() {
     assert!(
         files
             .iter()
-            .any(|f| f.starts_with("jira-tap-jira--issues-") && f.ends_with(".json.gz")),
+            .any(|f| f.starts_with("jira-tap-jira--issues-") && f.ends_with(extension)),
         "{files:?}"
     );
     assert!(files.iter().all(|f| !f.contains("partial")), "{files:?}");

@@ -11,6 +11,7 @@
 //! | module | concept |
 //! |---|---|
 //! | [`message`] | the messages and their JSON-lines reader and writer |
+//! | [`batch`] | BATCH files as taps write them: the file-format interface |
 //! | [`catalog`] | the catalog, its metadata, selection rules and pruning |
 //! | [`state`] | bookmarks, partitions, resume tokens; atomic state files |
 //! | [`schema`] | JSON Schema to column kinds; flattening |
@@ -43,6 +44,7 @@
 
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod catalog;
 pub mod cli;
 mod error;

@@ -5,17 +5,23 @@
 //! Files are named as the SDK names them, `{prefix}{tap}--{stream}-{uuid}-{n}.json.gz`, in
 //! `storage.root` (a local path or `file://` URL). Each file is written under a temporary
 //! name and renamed when complete, so a crash leaves no half file under a batch's name.
+//! JSON lines are written here; Parquet through the [`BatchFileFormat`] a tap is given
+//! ([`crate::Tap::parquet_batches`]; the target SDK has one), since Parquet needs Arrow.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use singer_core::Error as CoreError;
+use singer_core::batch::{BatchFileError, BatchFileFormat, BatchFileWriter};
 use singer_core::location::{file_url, local_path};
-use singer_core::message::{BatchCompression, BatchEncoding, BatchFormat, BatchMessage, Record};
+use singer_core::message::{
+    BatchCompression, BatchEncoding, BatchFormat, BatchMessage, Record, SchemaMessage,
+};
 
 use crate::error::{Error, Result};
 
@@ -60,11 +66,6 @@ impl BatchConfig {
                 self.storage.root
             )])
         })?;
-        if self.encoding.format != BatchFormat::Jsonl {
-            return Err(Error::config(vec![
-                "batch_config.encoding.format: taps write 'jsonl' batch files (Parquet batches are read by the targets, not yet written by taps)".into(),
-            ]));
-        }
         if self.batch_size == Some(0) {
             return Err(Error::config(vec![
                 "batch_config.batch_size must be at least 1".into(),
@@ -80,8 +81,38 @@ struct OpenFile {
     partial: PathBuf,
     /// Its name once complete.
     path: PathBuf,
-    out: Box<dyn Write + Send>,
+    out: Box<dyn BatchFileWriter>,
     rows: usize,
+}
+
+/// JSON lines, plain or gzip: one record object per line.
+enum JsonLines {
+    Plain(BufWriter<File>),
+    Gzip(Box<flate2::write::GzEncoder<BufWriter<File>>>),
+}
+
+impl BatchFileWriter for JsonLines {
+    fn append(&mut self, record: &Record) -> std::result::Result<(), BatchFileError> {
+        let out: &mut dyn Write = match self {
+            JsonLines::Plain(w) => w,
+            JsonLines::Gzip(w) => w.as_mut(),
+        };
+        serde_json::to_writer(&mut *out, record)?;
+        out.write_all(b"\n")?;
+        Ok(())
+    }
+
+    /// Ends the gzip stream and writes everything out, with its errors (a full disk must
+    /// not leave a truncated file announced as a batch).
+    fn finish(self: Box<Self>) -> std::result::Result<(), BatchFileError> {
+        let buffered = match *self {
+            JsonLines::Plain(w) => w,
+            JsonLines::Gzip(w) => (*w).finish()?,
+        };
+        let file = buffered.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(())
+    }
 }
 
 /// Gathers records into batch files, stream by stream.
@@ -94,11 +125,28 @@ pub(crate) struct Batcher {
     /// Per stream: the run's id for its files and the number of the next file.
     sequence: HashMap<String, (String, u64)>,
     open: HashMap<String, OpenFile>,
+    /// The Parquet writer, when `format` is `parquet`.
+    parquet: Option<Arc<dyn BatchFileFormat>>,
+    /// The latest SCHEMA of each stream (as mapped): what a Parquet file is written for.
+    schemas: HashMap<String, SchemaMessage>,
 }
 
 impl Batcher {
-    pub fn new(config: &BatchConfig, tap: &str) -> Result<Batcher> {
+    /// A batcher for `config`; `parquet` writes Parquet files, if the tap was given one.
+    pub fn new(
+        config: &BatchConfig,
+        tap: &str,
+        parquet: Option<Arc<dyn BatchFileFormat>>,
+    ) -> Result<Batcher> {
         let root = config.check()?;
+        let parquet = match config.encoding.format {
+            BatchFormat::Jsonl => None,
+            BatchFormat::Parquet => Some(parquet.ok_or_else(|| {
+                Error::config(vec![format!(
+                    "batch_config.encoding.format: {tap} writes 'jsonl' batch files, not 'parquet'"
+                )])
+            })?),
+        };
         std::fs::create_dir_all(&root).map_err(|source| io(&root, source))?;
         Ok(Batcher {
             root,
@@ -108,7 +156,14 @@ impl Batcher {
             tap: tap.to_string(),
             sequence: HashMap::new(),
             open: HashMap::new(),
+            parquet,
+            schemas: HashMap::new(),
         })
+    }
+
+    /// A SCHEMA written (after every open file was completed): later files follow it.
+    pub fn schema(&mut self, schema: &SchemaMessage) {
+        self.schemas.insert(schema.stream.clone(), schema.clone());
     }
 
     /// Adds a record; returns the BATCH message of the file it completed, if it did.
@@ -120,10 +175,9 @@ impl Batcher {
         let Some(file) = self.open.get_mut(stream) else {
             return Ok(None);
         };
-        serde_json::to_writer(&mut file.out, record)
-            .map_err(std::io::Error::from)
-            .and_then(|()| file.out.write_all(b"\n"))
-            .map_err(|source| io(&file.partial, source))?;
+        file.out
+            .append(record)
+            .map_err(|e| file_error(&file.partial, e))?;
         file.rows += 1;
         if file.rows < self.batch_size {
             return Ok(None);
@@ -154,9 +208,10 @@ impl Batcher {
             .sequence
             .entry(stream.to_string())
             .or_insert_with(|| (format!("{tap}--{stream}-{}", uuid4()), 1));
-        let extension = match self.encoding.compression {
-            BatchCompression::Gzip => "json.gz",
-            BatchCompression::None => "json",
+        let extension = match (&self.parquet, self.encoding.compression) {
+            (Some(parquet), compression) => parquet.extension(compression),
+            (None, BatchCompression::Gzip) => "json.gz",
+            (None, BatchCompression::None) => "json",
         };
         let name = format!("{}{id}-{n}.{extension}", self.prefix);
         *n += 1;
@@ -166,13 +221,24 @@ impl Batcher {
             path.file_name().and_then(|f| f.to_str()).unwrap_or("batch")
         ));
         let file = File::create(&partial).map_err(|source| io(&partial, source))?;
-        let buffered = BufWriter::with_capacity(1 << 16, file);
-        let out: Box<dyn Write + Send> = match self.encoding.compression {
-            BatchCompression::Gzip => Box::new(flate2::write::GzEncoder::new(
-                buffered,
-                flate2::Compression::fast(),
-            )),
-            BatchCompression::None => Box::new(buffered),
+        let out: Box<dyn BatchFileWriter> = match &self.parquet {
+            Some(parquet) => {
+                let schema = self.schemas.get(stream).ok_or_else(|| {
+                    Error::Sync(format!("a record of stream '{stream}' before its SCHEMA"))
+                })?;
+                parquet
+                    .create(file, schema, self.encoding.compression)
+                    .map_err(|e| file_error(&partial, e))?
+            }
+            None => {
+                let buffered = BufWriter::with_capacity(1 << 16, file);
+                Box::new(match self.encoding.compression {
+                    BatchCompression::Gzip => JsonLines::Gzip(Box::new(
+                        flate2::write::GzEncoder::new(buffered, flate2::Compression::fast()),
+                    )),
+                    BatchCompression::None => JsonLines::Plain(buffered),
+                })
+            }
         };
         Ok(OpenFile {
             partial,
@@ -182,12 +248,10 @@ impl Batcher {
         })
     }
 
-    fn finish(&self, stream: &str, mut file: OpenFile) -> Result<BatchMessage> {
+    fn finish(&self, stream: &str, file: OpenFile) -> Result<BatchMessage> {
         file.out
-            .flush()
-            .map_err(|source| io(&file.partial, source))?;
-        // Dropping the writer ends the gzip stream and closes the file.
-        drop(file.out);
+            .finish()
+            .map_err(|e| file_error(&file.partial, e))?;
         std::fs::rename(&file.partial, &file.path).map_err(|source| io(&file.path, source))?;
         let url = file_url(&file.path)
             .map_err(|e| Error::Sync(format!("batch file {}: {e}", file.path.display())))?;
@@ -210,10 +274,16 @@ impl Drop for Batcher {
     }
 }
 
+/// A batch file that cannot be written ends the run: records already in it may be covered
+/// by bookmarks the next STATE would carry.
+fn file_error(path: &Path, e: BatchFileError) -> Error {
+    io(path, std::io::Error::other(e))
+}
+
 fn io(path: &Path, source: std::io::Error) -> Error {
-    Error::Core(CoreError::Io {
-        path: path.to_path_buf(),
-        source,
+    Error::Core(CoreError::Stream {
+        context: "writing a batch file",
+        source: std::io::Error::new(source.kind(), format!("{}: {source}", path.display())),
     })
 }
 
@@ -254,7 +324,7 @@ mod tests {
             "batch_size": 2
         }))
         .expect("config");
-        let mut b = Batcher::new(&config, "tap-demo").expect("batcher");
+        let mut b = Batcher::new(&config, "tap-demo", None).expect("batcher");
         let rec = |i: i64| json!({"id": i}).as_object().cloned().expect("object");
         assert!(b.push("users", &rec(1)).expect("push").is_none());
         let full = b
@@ -296,7 +366,10 @@ mod tests {
         let parquet =
             config(json!({"encoding": {"format": "parquet"}, "storage": {"root": "/tmp"}}))
                 .expect("shape");
-        assert!(parquet.check().is_err());
+        let e = Batcher::new(&parquet, "tap-demo", None)
+            .err()
+            .expect("no Parquet writer");
+        assert!(e.to_string().contains("tap-demo writes 'jsonl'"), "{e}");
         assert!(
             config(
                 json!({"encoding": {"format": "jsonl"}, "storage": {"root": "/tmp"}, "size": 3})

@@ -41,12 +41,14 @@ impl Error {
         Error::Core(singer_core::Error::Config { problems })
     }
 
-    /// Whether this error ends the whole run rather than one stream: stdout is gone, or
-    /// the credentials are refused, so no other stream can succeed either.
+    /// Whether this error ends the whole run rather than one stream: stdout is gone, a batch
+    /// file cannot be written, a stream map failed (as the SDK stops), or the credentials
+    /// are refused, so no other stream can succeed either.
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
             Error::Core(singer_core::Error::Stream { .. })
+                | Error::Map(_)
                 | Error::Http {
                     status: Some(401 | 403),
                     ..

@@ -100,6 +100,9 @@ pub struct Tap {
     pub streams: Vec<Arc<dyn Stream>>,
     /// Sync settings.
     pub settings: SyncSettings,
+    /// Writes Parquet batch files when `batch_config` asks for them (the target SDK's
+    /// `singer_target::batch::ParquetBatchFiles`); without it, taps write JSON lines only.
+    pub parquet_batches: Option<Arc<dyn singer_core::batch::BatchFileFormat>>,
 }
 
 /// What a sync did.
@@ -179,7 +182,11 @@ impl Tap {
         let plans = self.plans(catalog)?;
         let maps = StreamMaps::new(&self.settings.maps).map_err(Error::Map)?;
         let batches = match &self.settings.batch {
-            Some(config) => Some(Batcher::new(config, &self.settings.tap_name)?),
+            Some(config) => Some(Batcher::new(
+                config,
+                &self.settings.tap_name,
+                self.parquet_batches.clone(),
+            )?),
             None => None,
         };
         let out = Output::new(out, maps, batches);

@@ -58,11 +58,14 @@ impl Output {
                     return Ok(());
                 }
                 Message::Record(_) => {}
-                _ => {
+                other => {
                     for batch in batches.finish_all()? {
                         self.writer
                             .write(&Message::Batch(batch))
                             .map_err(broken_pipe)?;
+                    }
+                    if let Message::Schema(schema) = other {
+                        batches.schema(schema);
                     }
                 }
             }

@@ -266,7 +266,11 @@ async fn sync(
     settings: SyncSettings,
     state: State,
 ) -> (SyncReport, Vec<Value>) {
-    let tap = Tap { streams, settings };
+    let tap = Tap {
+        streams,
+        settings,
+        parquet_batches: None,
+    };
     let out = Out::default();
     let report = tap
         .sync(None, state, false, Box::new(out.clone()))

@@ -52,13 +52,13 @@ impl StreamBuffer {
             .push_record(&self.current.schema, record, meta, line)
     }
 
-    /// Rows of a Parquet BATCH file as a batch of the latest schema, with their hash sum;
-    /// `None` when they must take the record path ([`RecordDecoder::decode_arrow`]).
+    /// Rows of a Parquet BATCH file as a batch of the latest schema; `None` when they must
+    /// take the record path ([`RecordDecoder::decode_arrow`]).
     pub fn decode_arrow(
         &self,
         rows: &RecordBatch,
         received_at_micros: i64,
-    ) -> Result<Option<(RecordBatch, u64)>> {
+    ) -> Result<Option<RecordBatch>> {
         self.decoder
             .decode_arrow(rows, received_at_micros, Utc::now())
     }

@@ -53,7 +53,7 @@
 #![deny(missing_docs)]
 
 pub mod ack;
-mod batch;
+pub mod batch;
 mod buffer;
 pub mod cli;
 pub mod decoder;

@@ -352,6 +352,7 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         record: Record,
         mut meta: RowMeta,
         bytes: usize,
+        file_hash: Option<u64>,
     ) -> Result<()> {
         self.summary.records_read += 1;
         let Some(buffer) = self.streams.get_mut(stream) else {
@@ -364,7 +365,8 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         self.sequence += 1;
         meta.sequence = self.sequence;
         let hash = buffer.push_record(record, &meta, line)?;
-        self.ledger.record(hash);
+        // A Parquet row counts by its file hash, whichever path loaded it.
+        self.ledger.record(file_hash.unwrap_or(hash));
         match self.progress.read_since.get_mut(stream) {
             Some(n) => *n += 1,
             None => {
@@ -402,22 +404,24 @@ impl<S: Sink, W: Write> Runtime<S, W> {
             return Ok(());
         }
         batch::for_each_record(m, line, |rows, origin| {
-            let (record, bytes) = match rows {
-                Rows::Arrow(rows) => return self.on_arrow_rows(&m.stream, rows, maps, received_at),
-                Rows::Record(record, bytes) => (record, bytes),
+            let (record, bytes, file_hash) = match rows {
+                Rows::Arrow(rows, hashes) => {
+                    return self.on_arrow_rows(&m.stream, rows, hashes, maps, received_at);
+                }
+                Rows::Record(record, bytes, hash) => (record, bytes, hash),
             };
             let meta = RowMeta {
                 received_at_micros: received_at,
                 ..RowMeta::default()
             };
             let loaded = match maps {
-                None => self.on_record(line, &m.stream, record, meta, bytes),
+                None => self.on_record(line, &m.stream, record, meta, bytes, file_hash),
                 Some(maps) => maps
                     .record(&m.stream, &record)
                     .map_err(|e| workers::map_failure(e, line))
                     .and_then(|mapped| {
                         mapped.into_iter().try_for_each(|(stream, record)| {
-                            self.on_record(line, &stream, record, meta, bytes)
+                            self.on_record(line, &stream, record, meta, bytes, file_hash)
                         })
                     }),
             };
@@ -449,18 +453,20 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         &mut self,
         stream: &str,
         rows: &RecordBatch,
+        hashes: Option<&[u64]>,
         maps: Option<&StreamMaps>,
         received_at: i64,
     ) -> Result<bool> {
-        if maps.is_some() {
+        let Some(hashes) = hashes.filter(|_| maps.is_none()) else {
             return Ok(false);
-        }
+        };
         let Some(buffer) = self.streams.get(stream) else {
             return Ok(false);
         };
-        let Some((batch, hash_sum)) = buffer.decode_arrow(rows, received_at)? else {
+        let Some(batch) = buffer.decode_arrow(rows, received_at)? else {
             return Ok(false);
         };
+        let hash_sum = hashes.iter().fold(0u64, |sum, h| sum.wrapping_add(*h));
         self.on_segment(Segment {
             records: batch.num_rows() as u64,
             bytes: rows.get_array_memory_size(),

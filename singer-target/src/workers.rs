@@ -114,7 +114,24 @@ pub(crate) fn spawn(
                     };
                     let Ok(job) = job else { return };
                     let seq = job.seq;
-                    if results.send((seq, worker.run(&job))).is_err() {
+                    // A panic must not leave the runtime waiting for this number forever.
+                    let output =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run(&job)))
+                            .unwrap_or_else(|_| {
+                                worker = Worker {
+                                    with_metadata,
+                                    ..Worker::default()
+                                };
+                                Output::failed(Error::Destination(
+                                    format!(
+                                        "internal error decoding lines {} to {}",
+                                        job.first_line,
+                                        job.first_line + job.lines.len() as u64
+                                    )
+                                    .into(),
+                                ))
+                            });
+                    if results.send((seq, output)).is_err() {
                         return;
                     }
                 }
@@ -359,14 +376,16 @@ pub(crate) fn map_failure(e: MapError, line: u64) -> Error {
                 map,
                 property,
                 expression,
+                record,
                 error,
-                ..
             } = *failure;
             Error::Record {
                 stream,
                 line,
                 field: (property != "__filter__").then(|| property.clone()),
-                reason: format!("stream map '{map}', {property} '{expression}' failed: {error}"),
+                reason: format!(
+                    "stream map '{map}', {property} '{expression}' failed on record {record}: {error}"
+                ),
             }
         }
         other => Error::Map(other),

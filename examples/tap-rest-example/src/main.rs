@@ -120,6 +120,7 @@ fn build(config: Config) -> Result<Tap> {
     Ok(Tap {
         streams: vec![Arc::new(tickets), Arc::new(comments)],
         settings: config.tap.sync(),
+        parquet_batches: None,
     })
 }
 

@@ -261,6 +261,12 @@ fn check(e: &ast::Expr) -> Result<(), (usize, String)> {
             if f.format_spec.is_some() {
                 return refuse("f-string format specs");
             }
+            if !matches!(
+                f.conversion,
+                ast::ConversionFlag::None | ast::ConversionFlag::Str
+            ) {
+                return refuse("f-string conversions other than !s");
+            }
             check(&f.value)
         }
         E::JoinedStr(j) => j.values.iter().try_for_each(check),
@@ -612,7 +618,11 @@ fn function(name: &str, args: &[Val<'_>]) -> Result<Value, EvalError> {
                 Value::String(s) => s.trim().parse::<f64>().map_err(|_| {
                     EvalError::new(
                         "ValueError",
-                        format!("could not convert string to float: {}", python::repr(a)),
+                        // The value itself stays out of errors (it may be a secret).
+                        format!(
+                            "could not convert string to float (a str of {} characters)",
+                            s.chars().count()
+                        ),
                     )
                 })?,
                 v => match Num::of(v) {
@@ -661,8 +671,37 @@ fn function(name: &str, args: &[Val<'_>]) -> Result<Value, EvalError> {
                 Some(d) => Some(to_int(d)?),
             };
             match (Num::of(&args[0]), digits) {
-                (Some(Num::Int(i)), _) => Ok(Value::from(i)),
-                (Some(Num::Float(f)), None) => Ok(Value::from(round_half_even(f) as i64)),
+                (Some(Num::Int(i)), None) => Ok(Value::from(i)),
+                (Some(Num::Int(i)), Some(d)) if d >= 0 => Ok(Value::from(i)),
+                // round(1250, -2) is 1200: to a multiple of 10^-d, ties to even.
+                (Some(Num::Int(i)), Some(d)) => {
+                    let Some(unit) = u32::try_from(d.unsigned_abs())
+                        .ok()
+                        .and_then(|e| 10i64.checked_pow(e))
+                    else {
+                        return Ok(Value::from(0));
+                    };
+                    let (q, r) = (i.div_euclid(unit), i.rem_euclid(unit));
+                    let up = r * 2 > unit || (r * 2 == unit && q % 2 != 0);
+                    (if up { q + 1 } else { q })
+                        .checked_mul(unit)
+                        .map(Value::from)
+                        .ok_or_else(|| EvalError::new("OverflowError", "round() overflows"))
+                }
+                (Some(Num::Float(f)), None) => {
+                    let r = round_half_even(f);
+                    if r.is_finite() && r.abs() < 9.2e18 {
+                        Ok(Value::from(r as i64))
+                    } else {
+                        Err(EvalError::new(
+                            "OverflowError",
+                            format!(
+                                "cannot convert float {} to a 64-bit integer",
+                                python::float_repr(f)
+                            ),
+                        ))
+                    }
+                }
                 // Python rounds the exact binary value, as formatting does: 2.675 is
                 // 2.67499999... and rounds to 2.67.
                 (Some(Num::Float(f)), Some(d)) if d >= 0 => {
@@ -735,8 +774,8 @@ fn to_int(v: &Value) -> Result<i64, EvalError> {
             EvalError::new(
                 "ValueError",
                 format!(
-                    "invalid literal for int() with base 10: {}",
-                    python::repr(v)
+                    "invalid literal for int() with base 10 (a str of {} characters)",
+                    s.chars().count()
                 ),
             )
         }),
@@ -934,7 +973,17 @@ fn string_method(s: &str, name: &str, args: &[Val<'_>]) -> Option<Result<Value, 
                     p.reverse();
                     p
                 }
-                (None, _, _) => s.split_whitespace().map(str::to_string).collect(),
+                (None, None, _) => s.split_whitespace().map(str::to_string).collect(),
+                (None, Some(m), "split") => split_whitespace_n(s, m),
+                (None, Some(m), _) => {
+                    let reversed: String = s.chars().rev().collect();
+                    let mut parts: Vec<String> = split_whitespace_n(&reversed, m)
+                        .into_iter()
+                        .map(|p| p.chars().rev().collect())
+                        .collect();
+                    parts.reverse();
+                    parts
+                }
             };
             Ok(Value::Array(parts.into_iter().map(Value::String).collect()))
         }
@@ -993,7 +1042,9 @@ fn string_method(s: &str, name: &str, args: &[Val<'_>]) -> Option<Result<Value, 
         }
         "zfill" => {
             arity(name, args, 1, 1)?;
-            let width = to_int(&args[0])?.max(0) as usize;
+            let width = to_int(&args[0])?.max(0) as u64;
+            python::check_length(width)?;
+            let width = width as usize;
             let len = s.chars().count();
             if len >= width {
                 return text(s.to_string());
@@ -1027,7 +1078,7 @@ fn string_method(s: &str, name: &str, args: &[Val<'_>]) -> Option<Result<Value, 
             text(parts.join(s))
         }
         "isdigit" => Ok(Value::Bool(
-            !s.is_empty() && s.chars().all(|c| c.is_numeric()),
+            !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()),
         )),
         _ => Err(EvalError::new("AttributeError", String::new())),
     })();
@@ -1035,6 +1086,30 @@ fn string_method(s: &str, name: &str, args: &[Val<'_>]) -> Option<Result<Value, 
         Err(e) if e.kind == "AttributeError" && e.message.is_empty() => None,
         other => Some(other),
     }
+}
+
+/// `str.split(None, max)`: runs of whitespace separate, at most `max` splits, the rest kept
+/// with its inner whitespace (leading whitespace of the rest dropped, as Python does).
+fn split_whitespace_n(s: &str, max: usize) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut rest = s.trim_start();
+    while !rest.is_empty() {
+        if parts.len() == max {
+            parts.push(rest.to_string());
+            break;
+        }
+        match rest.find(char::is_whitespace) {
+            Some(end) => {
+                parts.push(rest[..end].to_string());
+                rest = rest[end..].trim_start();
+            }
+            None => {
+                parts.push(rest.to_string());
+                break;
+            }
+        }
+    }
+    parts
 }
 
 fn title(s: &str) -> String {

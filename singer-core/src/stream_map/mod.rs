@@ -392,17 +392,62 @@ fn is_null(v: &Value) -> bool {
 }
 
 fn matches_stream(pattern: &str, stream: &str) -> bool {
-    pattern == stream
-        || glob::Pattern::new(pattern).is_ok_and(|p| {
-            p.matches_with(
-                stream,
-                glob::MatchOptions {
-                    case_sensitive: true,
-                    require_literal_separator: false,
-                    require_literal_leading_dot: false,
-                },
-            )
-        })
+    let pattern: Vec<char> = pattern.chars().collect();
+    let name: Vec<char> = stream.chars().collect();
+    fnmatch(&pattern, &name)
+}
+
+/// Python's `fnmatch.fnmatchcase`: `*` any run, `?` one character, `[seq]` and `[!seq]`
+/// sets with ranges; a `[` without its `]` is itself.
+fn fnmatch(pattern: &[char], name: &[char]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some(('*', rest)) => (0..=name.len()).any(|skip| fnmatch(rest, &name[skip..])),
+        Some(('?', rest)) => !name.is_empty() && fnmatch(rest, &name[1..]),
+        Some(('[', rest)) => match set_end(rest) {
+            Some(end) => {
+                let (set, after) = (&rest[..end], &rest[end + 1..]);
+                let (negated, set) = match set.split_first() {
+                    Some(('!', s)) => (true, s),
+                    _ => (false, set),
+                };
+                name.split_first()
+                    .is_some_and(|(c, tail)| in_set(set, *c) != negated && fnmatch(after, tail))
+            }
+            None => name.first() == Some(&'[') && fnmatch(rest, &name[1..]),
+        },
+        Some((c, rest)) => name.first() == Some(c) && fnmatch(rest, &name[1..]),
+    }
+}
+
+/// Where a set's `]` is in what follows its `[` (a `]` first, or after `!`, is a member).
+fn set_end(rest: &[char]) -> Option<usize> {
+    let mut i = usize::from(rest.first() == Some(&'!'));
+    if rest.get(i) == Some(&']') {
+        i += 1;
+    }
+    rest[i.min(rest.len())..]
+        .iter()
+        .position(|c| *c == ']')
+        .map(|p| p + i)
+}
+
+fn in_set(set: &[char], c: char) -> bool {
+    let mut i = 0;
+    while i < set.len() {
+        if i + 2 < set.len() && set[i + 1] == '-' {
+            if set[i] <= c && c <= set[i + 2] {
+                return true;
+            }
+            i += 3;
+        } else {
+            if set[i] == c {
+                return true;
+            }
+            i += 1;
+        }
+    }
+    false
 }
 
 /// `__alias__`: an expression over `__stream_name__`, or, when it is not one that
@@ -628,3 +673,28 @@ fn describe(record: &Record, key_properties: &[String]) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fnmatch_tests {
+    use super::matches_stream;
+
+    #[test]
+    fn patterns_match_as_pythons_fnmatch() {
+        for (pattern, name, want) in [
+            ("*_archive", "2024_archive", true),
+            ("*_archive", "archive", false),
+            ("user?", "users", true),
+            ("user?", "user", false),
+            ("[abc]*", "beta", true),
+            ("[!abc]*", "beta", false),
+            ("[a-c]x", "bx", true),
+            ("[]]x", "]x", true),
+            ("x[", "x[", true),
+            ("a**", "abc", true),
+            ("raw.users", "raw.users", true),
+            ("raw.users", "rawXusers", false),
+        ] {
+            assert_eq!(matches_stream(pattern, name), want, "{pattern} {name}");
+        }
+    }
+}

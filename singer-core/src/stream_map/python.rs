@@ -180,6 +180,21 @@ pub(crate) fn float_repr(f: f64) -> String {
     }
 }
 
+/// The longest string or list an expression may build, as simpleeval limits it (a record
+/// value, not a memory bomb).
+pub(crate) const MAX_LENGTH: u64 = 100_000;
+
+/// A `MemoryError` for results longer than [`MAX_LENGTH`].
+pub(crate) fn check_length(length: u64) -> Result<(), EvalError> {
+    if length > MAX_LENGTH {
+        return Err(EvalError::new(
+            "MemoryError",
+            format!("the result would be longer than {MAX_LENGTH}"),
+        ));
+    }
+    Ok(())
+}
+
 fn unsupported(op: &str, a: &Value, b: &Value) -> EvalError {
     EvalError::new(
         "TypeError",
@@ -235,7 +250,11 @@ pub(crate) fn arith(op: Arith, a: &Value, b: &Value) -> Result<Value, EvalError>
             Ok(Value::Array(x.iter().chain(y).cloned().collect()))
         }
         (Value::String(s), n) | (n, Value::String(s)) if op == Arith::Mul => match Num::of(n) {
-            Some(Num::Int(times)) => Ok(Value::String(s.repeat(times.max(0) as usize))),
+            Some(Num::Int(times)) => {
+                let times = times.max(0) as u64;
+                check_length((s.len() as u64).saturating_mul(times))?;
+                Ok(Value::String(s.repeat(times as usize)))
+            }
             _ => Err(EvalError::new(
                 "TypeError",
                 format!(
@@ -246,11 +265,17 @@ pub(crate) fn arith(op: Arith, a: &Value, b: &Value) -> Result<Value, EvalError>
         },
         (Value::Array(items), n) | (n, Value::Array(items)) if op == Arith::Mul => {
             match Num::of(n) {
-                Some(Num::Int(times)) => Ok(Value::Array(
-                    (0..times.max(0))
-                        .flat_map(|_| items.iter().cloned())
-                        .collect(),
-                )),
+                Some(Num::Int(times)) => {
+                    let times = if items.is_empty() {
+                        0
+                    } else {
+                        times.max(0) as u64
+                    };
+                    check_length((items.len() as u64).saturating_mul(times))?;
+                    Ok(Value::Array(
+                        (0..times).flat_map(|_| items.iter().cloned()).collect(),
+                    ))
+                }
                 _ => Err(EvalError::new(
                     "TypeError",
                     format!(
@@ -288,7 +313,8 @@ fn numeric(op: Arith, x: Num, y: Num) -> Result<Num, EvalError> {
                 q
             }
         }),
-        Arith::Mod => a.checked_rem(b).map(|r| {
+        // `i64::MIN % -1` is 0 in Python, as wrapping_rem has it.
+        Arith::Mod => Some(a.wrapping_rem(b)).map(|r| {
             if r != 0 && ((r < 0) != (b < 0)) {
                 r + b
             } else {
@@ -310,15 +336,37 @@ fn numeric_float(op: Arith, a: f64, b: f64) -> Result<Num, EvalError> {
         Arith::Div if b == 0.0 => return Err(zero_division("division by zero")),
         Arith::Div => a / b,
         Arith::FloorDiv if b == 0.0 => return Err(zero_division("float floor division by zero")),
-        Arith::FloorDiv => (a / b).floor(),
+        Arith::FloorDiv => float_divmod(a, b).0,
         Arith::Mod if b == 0.0 => return Err(zero_division("float modulo")),
-        Arith::Mod => a - b * (a / b).floor(),
+        Arith::Mod => float_divmod(a, b).1,
         Arith::Pow if a == 0.0 && b < 0.0 => {
             return Err(zero_division("0.0 cannot be raised to a negative power"));
         }
         Arith::Pow => a.powf(b),
     };
     Ok(Num::Float(value))
+}
+
+/// CPython's `float_divmod`: the remainder from `fmod`, taking the divisor's sign, and
+/// the quotient from it (so `1 // 0.1` is `9.0` and `1 % 0.1` is `0.0999...`).
+fn float_divmod(a: f64, b: f64) -> (f64, f64) {
+    let mut m = a % b;
+    let mut div = (a - m) / b;
+    if m != 0.0 {
+        if (b < 0.0) != (m < 0.0) {
+            m += b;
+            div -= 1.0;
+        }
+    } else {
+        m = 0.0f64.copysign(b);
+    }
+    let floordiv = if div != 0.0 {
+        let f = div.floor();
+        if div - f > 0.5 { f + 1.0 } else { f }
+    } else {
+        0.0f64.copysign(a / b)
+    };
+    (floordiv, m)
 }
 
 /// Python's `a == b`: numbers compare by value (`1 == 1.0`), containers element-wise.
@@ -458,7 +506,10 @@ pub(crate) fn slice(
             let mut i = start;
             while i < stop {
                 out.push(i as usize);
-                i += step;
+                match i.checked_add(step) {
+                    Some(next) => i = next,
+                    None => break,
+                }
             }
         } else {
             let start = clamp(lower.map_or(len - 1, resolve), -1, len - 1);
@@ -466,7 +517,10 @@ pub(crate) fn slice(
             let mut i = start;
             while i > stop {
                 out.push(i as usize);
-                i += step;
+                match i.checked_add(step) {
+                    Some(next) => i = next,
+                    None => break,
+                }
             }
         }
         out
@@ -574,6 +628,33 @@ mod tests {
         assert_eq!(
             slice(&json!([1, 2, 3]), None, None, Some(-1)).ok(),
             Some(json!([3, 2, 1]))
+        );
+        let at = |s: Value, l, u, st| slice(&s, l, u, st).ok();
+        assert_eq!(
+            at(json!("abc"), Some(1), None, Some(i64::MAX)),
+            Some(json!("b"))
+        );
+        assert_eq!(
+            at(json!("abc"), Some(-1), None, Some(i64::MIN)),
+            Some(json!("c"))
+        );
+        assert!(arith(Arith::Mul, &json!("ab"), &json!(1i64 << 62)).is_err());
+        assert_eq!(
+            arith(Arith::Mul, &json!([]), &json!(1i64 << 60)).ok(),
+            Some(json!([]))
+        );
+        assert!(arith(Arith::Mul, &json!([1]), &json!(1i64 << 40)).is_err());
+        assert_eq!(
+            arith(Arith::Mod, &json!(i64::MIN), &json!(-1)).ok(),
+            Some(json!(0))
+        );
+        assert_eq!(
+            arith(Arith::FloorDiv, &json!(1), &json!(0.1)).ok(),
+            Some(json!(9.0))
+        );
+        assert_eq!(
+            arith(Arith::Mod, &json!(-7.5), &json!(2)).ok(),
+            Some(json!(0.5))
         );
         assert_eq!(
             repr(&json!({"a": [1, "it's", null]})),

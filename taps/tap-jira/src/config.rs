@@ -132,6 +132,7 @@ impl Config {
         Ok(Tap {
             streams: crate::streams::all(client, &self),
             settings,
+            parquet_batches: Some(Arc::new(singer_target::batch::ParquetBatchFiles)),
         })
     }
 }

@@ -357,6 +357,62 @@ fn batch_messages_load_jsonl_gz_files() {
     assert_eq!(run.states(), [json!({"done": true})]);
 }
 
+/// Parquet BATCH files (as pyarrow or DuckDB write them: narrower integers, date-times as
+/// timestamps or as strings), with and without a stream map, read back as RECORDs would be.
+#[test]
+fn parquet_batch_files_load_with_and_without_stream_maps() {
+    for maps in [
+        json!({}),
+        json!({"stream_maps": {"s": {"__alias__": "t", "label": "v.upper()", "v": null}}}),
+    ] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (a, b) = (
+            dir.path().join("s-1.parquet"),
+            dir.path().join("s-2.parquet"),
+        );
+        let conn = in_memory();
+        conn.execute_batch(&format!(
+            "COPY (SELECT range::INTEGER AS id, 'row ' || range AS v, CAST(TIMESTAMP '2024-03-01 00:00:00' + to_minutes(range) AS TIMESTAMPTZ) AS at FROM range(1, 101)) TO '{}' (FORMAT parquet);
+             COPY (SELECT range::BIGINT AS id, 'row ' || range AS v, strftime(TIMESTAMP '2024-03-01 00:00:00' + to_minutes(range), '%Y-%m-%dT%H:%M:%S+0000') AS at FROM range(101, 151)) TO '{}' (FORMAT parquet);",
+            a.display(),
+            b.display()
+        ))
+        .expect("write parquet");
+        let lines = [
+            json!({"type": "SCHEMA", "stream": "s", "key_properties": ["id"], "schema": {"properties": {
+                "id": {"type": "integer"}, "v": {"type": "string"}, "at": {"type": "string", "format": "date-time"}}}})
+            .to_string(),
+            batch_message("s", "parquet", "none", &[&a]),
+            json!({"type": "STATE", "value": {"at": 1}}).to_string(),
+            batch_message("s", "parquet", "none", &[&b]),
+            json!({"type": "STATE", "value": {"at": 2}}).to_string(),
+        ];
+        let input = write_lines(dir.path(), "input.singer", &lines);
+        let mapped = maps.get("stream_maps").is_some();
+        let run = load_into(dir, &input, maps);
+        run.assert_ok();
+        let scan = run.scan(if mapped { "t" } else { "s" });
+        assert_eq!(
+            run.query::<i64>(&format!("SELECT count(DISTINCT id) FROM {scan}")),
+            150
+        );
+        // Both files' date-times, as UTC instants: 1 and 150 minutes past midnight.
+        assert_eq!(
+            run.query::<String>(&format!(
+                "SELECT string_agg(CAST(\"at\" AS VARCHAR), ',' ORDER BY id) FROM {scan} WHERE id IN (1, 150)"
+            )),
+            "2024-03-01 00:01:00+00,2024-03-01 02:30:00+00"
+        );
+        let text = if mapped { "label" } else { "v" };
+        let want = if mapped { "ROW 150" } else { "row 150" };
+        assert_eq!(
+            run.query::<String>(&format!("SELECT {text} FROM {scan} WHERE id = 150")),
+            want
+        );
+        assert_eq!(run.states().last(), Some(&json!({"at": 2})));
+    }
+}
+
 /// An object-storage URL is refused before anything is written (not a local folder named
 /// `s3:`); a `file://` URL is a local directory; an unknown setting is named in a warning,
 /// without its value.
