@@ -284,7 +284,7 @@ def run_jira(work, smoke):
     lines = [f"## tap-jira | target-duckdb, {issues:,} issues from the Jira mock", "",
              "tap-jira's output captured as RECORDs and as Parquet BATCH files (`batch_config`), then",
              "loaded by target-duckdb; the target's time alone, same rows either way.", "",
-             "| tap output | Singer MB | target-duckdb seconds | peak RSS MB |", "|---|---:|---:|---:|"]
+             "| tap output | tap stdout MB | target-duckdb seconds | peak RSS MB |", "|---|---:|---:|---:|"]
     for mode, s, rss, mb in rows:
         lines.append(f"| {mode} | {mb:.1f} | {s:.2f} | {rss:,.0f} |")
     lines += ["", f"Parquet BATCH files vs RECORDs: {rows[0][1] / rows[1][1]:.2f}x as fast (goal > 1x).", ""]

@@ -5,7 +5,11 @@
 //! lines (plain or gzip) or Parquet, named by `file://` URLs or local paths; other URL
 //! schemes are refused with an error naming the file, before any of its rows is loaded.
 //! Parquet rows go into the stream's Arrow batches directly where they can be taken exactly
-//! (`RecordDecoder::decode_arrow`), else through the record path.
+//! (`RecordDecoder::decode_arrow`), else through the record path; either way a Parquet row
+//! counts in the ack ledger by the hash of its file row.
+//!
+//! Taps write Parquet batch files through [`ParquetBatchFiles`] (the tap SDK writes JSON
+//! lines itself, and has no Arrow): records are decoded as a target decodes them.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};

@@ -17,6 +17,7 @@
 //! | `reader` | stdin cut into jobs of lines with `memchr`; SCHEMAs compiled in order |
 //! | `workers` | jobs decoded in parallel: RECORD envelopes read borrowed, records into Arrow |
 //! | [`decoder`] | records to Arrow `RecordBatch`es ([`RecordDecoder`]), from JSON text or `Value` |
+//! | [`batch`] | BATCH files: read (JSON lines, Parquet as Arrow), and Parquet written for taps |
 //! | [`metadata`] | the `_sdc_*` record metadata columns |
 //! | [`widen`] | safe type widening on schema change |
 //! | [`settings`] | [`TargetSettings`], shared by every target's config |

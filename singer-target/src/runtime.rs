@@ -460,6 +460,9 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         let Some(hashes) = hashes.filter(|_| maps.is_none()) else {
             return Ok(false);
         };
+        if rows.num_rows() == 0 {
+            return Ok(true);
+        }
         let Some(buffer) = self.streams.get(stream) else {
             return Ok(false);
         };
