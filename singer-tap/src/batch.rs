@@ -220,17 +220,29 @@ impl Batcher {
             ".{}.partial",
             path.file_name().and_then(|f| f.to_str()).unwrap_or("batch")
         ));
+        let schema = match &self.parquet {
+            Some(_) => Some(self.schemas.get(stream).ok_or_else(|| {
+                io(
+                    &partial,
+                    std::io::Error::other(format!(
+                        "a record of stream '{stream}' before its SCHEMA"
+                    )),
+                )
+            })?),
+            None => None,
+        };
         let file = File::create(&partial).map_err(|source| io(&partial, source))?;
-        let out: Box<dyn BatchFileWriter> = match &self.parquet {
-            Some(parquet) => {
-                let schema = self.schemas.get(stream).ok_or_else(|| {
-                    Error::Sync(format!("a record of stream '{stream}' before its SCHEMA"))
-                })?;
-                parquet
-                    .create(file, schema, self.encoding.compression)
-                    .map_err(|e| file_error(&partial, e))?
+        let out: Box<dyn BatchFileWriter> = match (&self.parquet, schema) {
+            (Some(parquet), Some(schema)) => {
+                match parquet.create(file, schema, self.encoding.compression) {
+                    Ok(out) => out,
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&partial);
+                        return Err(file_error(&partial, e));
+                    }
+                }
             }
-            None => {
+            _ => {
                 let buffered = BufWriter::with_capacity(1 << 16, file);
                 Box::new(match self.encoding.compression {
                     BatchCompression::Gzip => JsonLines::Gzip(Box::new(
@@ -249,10 +261,18 @@ impl Batcher {
     }
 
     fn finish(&self, stream: &str, file: OpenFile) -> Result<BatchMessage> {
-        file.out
+        let finished = file
+            .out
             .finish()
-            .map_err(|e| file_error(&file.partial, e))?;
-        std::fs::rename(&file.partial, &file.path).map_err(|source| io(&file.path, source))?;
+            .map_err(|e| file_error(&file.partial, e))
+            .and_then(|()| {
+                std::fs::rename(&file.partial, &file.path).map_err(|source| io(&file.path, source))
+            });
+        if let Err(e) = finished {
+            // Never announced, so never read: not left behind either.
+            let _ = std::fs::remove_file(&file.partial);
+            return Err(e);
+        }
         let url = file_url(&file.path)
             .map_err(|e| Error::Sync(format!("batch file {}: {e}", file.path.display())))?;
         tracing::debug!(stream, rows = file.rows, file = %url, "batch file written");

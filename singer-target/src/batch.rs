@@ -14,7 +14,12 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 
-use arrow::datatypes::{DataType, Field};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, ListArray, StructArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::error::ArrowError;
 use arrow::json::ArrayWriter;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -24,10 +29,11 @@ use parquet::file::properties::WriterProperties;
 use singer_core::Error as CoreError;
 use singer_core::batch::{BatchFileError, BatchFileFormat, BatchFileWriter};
 use singer_core::message::{BatchCompression, BatchFormat, BatchMessage, Record, SchemaMessage};
+use singer_core::schema::Kind;
 
 use crate::decoder::{RecordDecoder, RowMeta};
 use crate::error::{Error, Result};
-use crate::fields::is_json_field;
+use crate::fields::{JSON_METADATA_KEY, is_json_field};
 use crate::location::local_path;
 use crate::stream_schema::StreamSchema;
 
@@ -62,12 +68,12 @@ fn file_row_hashes(stream: &str, rows: &RecordBatch) -> Option<Vec<u64>> {
     let converter = RowConverter::new(fields).ok()?;
     let converted = converter.convert_columns(rows.columns()).ok()?;
     let seed = xxhash_rust::xxh3::xxh3_64(stream.as_bytes());
-    Some(
-        converted
-            .iter()
-            .map(|row| xxhash_rust::xxh3::xxh3_64_with_seed(row.as_ref(), seed))
-            .collect(),
-    )
+    let hashes: Vec<u64> = converted
+        .iter()
+        .map(|row| xxhash_rust::xxh3::xxh3_64_with_seed(row.as_ref(), seed))
+        .collect();
+    // A file without columns has rows Arrow cannot tell apart: the record path hashes them.
+    (hashes.len() == rows.num_rows()).then_some(hashes)
 }
 
 /// Reads every row of `batch`'s files in manifest order and hands them to `each`, with
@@ -272,15 +278,24 @@ impl BatchFileFormat for ParquetBatchFiles {
             schema.key_properties.clone(),
         )?;
         let decoder = RecordDecoder::new(&stream, false);
+        let fields: Vec<Field> = decoder
+            .schema()
+            .fields()
+            .iter()
+            .zip(stream.columns())
+            .map(|(field, column)| marked(field, &column.kind))
+            .collect();
+        let file_schema = Arc::new(Schema::new(fields));
         let codec = match compression {
             BatchCompression::Gzip => Compression::GZIP(GzipLevel::default()),
             BatchCompression::None => Compression::UNCOMPRESSED,
         };
         let properties = WriterProperties::builder().set_compression(codec).build();
-        let writer = ArrowWriter::try_new(file, decoder.schema().clone(), Some(properties))?;
+        let writer = ArrowWriter::try_new(file, file_schema.clone(), Some(properties))?;
         Ok(Box::new(ParquetBatchFile {
             stream,
             decoder,
+            file_schema,
             writer,
             rows: 0,
         }))
@@ -290,6 +305,8 @@ impl BatchFileFormat for ParquetBatchFiles {
 struct ParquetBatchFile {
     stream: StreamSchema,
     decoder: RecordDecoder,
+    /// The decoder's schema with JSON list items marked as JSON text too.
+    file_schema: Arc<Schema>,
     writer: ArrowWriter<File>,
     rows: u64,
 }
@@ -297,10 +314,74 @@ struct ParquetBatchFile {
 impl ParquetBatchFile {
     fn write_buffered(&mut self) -> std::result::Result<(), BatchFileError> {
         if let Some(batch) = self.decoder.finish(chrono::Utc::now())? {
-            self.writer.write(&batch)?;
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(self.file_schema.fields())
+                .map(|(column, field)| remarked(column, field))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            self.writer
+                .write(&RecordBatch::try_new(self.file_schema.clone(), columns)?)?;
         }
         Ok(())
     }
+}
+
+/// A column's field in a Parquet batch file: the decoder's, with the items of lists of JSON
+/// values marked as JSON text as JSON columns are, so that readers know to parse them.
+fn marked(field: &Field, kind: &Kind) -> Field {
+    let data_type = match (field.data_type(), kind) {
+        (DataType::List(item), Kind::Array(item_kind)) => {
+            let mut item_field = marked(item, item_kind);
+            if matches!(item_kind.as_ref(), Kind::Json) {
+                item_field = item_field.with_metadata(HashMap::from([(
+                    JSON_METADATA_KEY.to_string(),
+                    "true".to_string(),
+                )]));
+            }
+            DataType::List(Arc::new(item_field))
+        }
+        (DataType::Struct(children), Kind::Object(columns)) => DataType::Struct(
+            children
+                .iter()
+                .zip(columns)
+                .map(|(child, column)| Arc::new(marked(child, &column.kind)))
+                .collect(),
+        ),
+        (other, _) => other.clone(),
+    };
+    field.clone().with_data_type(data_type)
+}
+
+/// `array` under `field`'s (marked) nested fields: the same buffers, new field metadata.
+fn remarked(array: &ArrayRef, field: &Field) -> std::result::Result<ArrayRef, ArrowError> {
+    Ok(match field.data_type() {
+        DataType::List(item) => {
+            let list = array.as_list::<i32>();
+            let values = remarked(list.values(), item)?;
+            Arc::new(ListArray::try_new(
+                item.clone(),
+                list.offsets().clone(),
+                values,
+                list.nulls().cloned(),
+            )?)
+        }
+        DataType::Struct(children) => {
+            let parts = array.as_struct();
+            let columns = parts
+                .columns()
+                .iter()
+                .zip(children)
+                .map(|(column, child)| remarked(column, child))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Arc::new(StructArray::try_new(
+                children.clone(),
+                columns,
+                parts.nulls().cloned(),
+            )?)
+        }
+        _ => array.clone(),
+    })
 }
 
 impl BatchFileWriter for ParquetBatchFile {
@@ -316,7 +397,9 @@ impl BatchFileWriter for ParquetBatchFile {
 
     fn finish(mut self: Box<Self>) -> std::result::Result<(), BatchFileError> {
         self.write_buffered()?;
-        self.writer.close()?;
+        // Durable before the tap renames and announces it.
+        let file = self.writer.into_inner()?;
+        file.sync_all()?;
         Ok(())
     }
 }
@@ -337,7 +420,8 @@ mod tests {
                     "labels": {"type": ["array", "null"], "items": {"type": "string"}},
                     "custom": {}
                 }},
-                "extra": {"type": ["object", "null"]}
+                "extra": {"type": ["object", "null"]},
+                "anything": {"type": ["array", "null"], "items": {}}
             }}),
             key_properties: vec!["id".into()],
             bookmark_properties: None,
@@ -353,6 +437,7 @@ mod tests {
                     "updated": format!("2024-05-{:02}T08:30:00Z", i % 28 + 1),
                     "fields": {"labels": ["x", format!("l{i}")], "custom": {"n": i, "deep": [1, {"a": null}]}},
                     "extra": if i % 2 == 0 { json!({"any": "thing", "n": i}) } else { Value::Null },
+                    "anything": [{"a": i}, "text", 2.5, null, [1]],
                 })
                 .as_object()
                 .cloned()
@@ -438,6 +523,10 @@ mod tests {
             want
         );
         assert_eq!(back[1]["extra"], json!({"any": "thing", "n": 2}));
+        assert_eq!(
+            back[0]["anything"],
+            json!([{"a": 1}, "text", 2.5, null, [1]])
+        );
         assert_eq!(
             back[0]["fields"]["custom"],
             json!({"n": 1, "deep": [1, {"a": null}]})

@@ -679,7 +679,12 @@ fn function(name: &str, args: &[Val<'_>]) -> Result<Value, EvalError> {
                         .ok()
                         .and_then(|e| 10i64.checked_pow(e))
                     else {
-                        return Ok(Value::from(0));
+                        // 10^-d is beyond 64 bits: 0, or a multiple of it that overflows.
+                        return if i.unsigned_abs() <= 5_000_000_000_000_000_000 {
+                            Ok(Value::from(0))
+                        } else {
+                            Err(EvalError::new("OverflowError", "round() overflows"))
+                        };
                     };
                     let (q, r) = (i.div_euclid(unit), i.rem_euclid(unit));
                     let up = r * 2 > unit || (r * 2 == unit && q % 2 != 0);
@@ -707,6 +712,9 @@ fn function(name: &str, args: &[Val<'_>]) -> Result<Value, EvalError> {
                 (Some(Num::Float(f)), Some(d)) if d >= 0 => {
                     let text = format!("{:.*}", d.min(340) as usize, f);
                     python::number(Num::Float(text.parse().unwrap_or(f)))
+                }
+                (Some(Num::Float(f)), Some(d)) if d < -308 => {
+                    python::number(Num::Float(0.0f64.copysign(f)))
                 }
                 (Some(Num::Float(f)), Some(d)) => {
                     let scale = 10f64.powi(d.clamp(-308, 0).unsigned_abs() as i32);
@@ -947,7 +955,7 @@ fn string_method(s: &str, name: &str, args: &[Val<'_>]) -> Option<Result<Value, 
         "strip" | "lstrip" | "rstrip" => {
             arity(name, args, 0, 1)?;
             let set = strip_set(0)?;
-            let is_stripped = |c: char| set.map_or(c.is_whitespace(), |set| set.contains(c));
+            let is_stripped = |c: char| set.map_or(py_space(c), |set| set.contains(c));
             text(
                 match name {
                     "strip" => s.trim_matches(is_stripped),
@@ -973,7 +981,11 @@ fn string_method(s: &str, name: &str, args: &[Val<'_>]) -> Option<Result<Value, 
                     p.reverse();
                     p
                 }
-                (None, None, _) => s.split_whitespace().map(str::to_string).collect(),
+                (None, None, _) => s
+                    .split(py_space)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect(),
                 (None, Some(m), "split") => split_whitespace_n(s, m),
                 (None, Some(m), _) => {
                     let reversed: String = s.chars().rev().collect();
@@ -1092,16 +1104,16 @@ fn string_method(s: &str, name: &str, args: &[Val<'_>]) -> Option<Result<Value, 
 /// with its inner whitespace (leading whitespace of the rest dropped, as Python does).
 fn split_whitespace_n(s: &str, max: usize) -> Vec<String> {
     let mut parts = Vec::new();
-    let mut rest = s.trim_start();
+    let mut rest = s.trim_start_matches(py_space);
     while !rest.is_empty() {
         if parts.len() == max {
             parts.push(rest.to_string());
             break;
         }
-        match rest.find(char::is_whitespace) {
+        match rest.find(py_space) {
             Some(end) => {
                 parts.push(rest[..end].to_string());
-                rest = rest[end..].trim_start();
+                rest = rest[end..].trim_start_matches(py_space);
             }
             None => {
                 parts.push(rest.to_string());
@@ -1110,6 +1122,11 @@ fn split_whitespace_n(s: &str, max: usize) -> Vec<String> {
         }
     }
     parts
+}
+
+/// Python's `str.isspace`: Unicode white space plus the ASCII separators `\x1c`-`\x1f`.
+fn py_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
 fn title(s: &str) -> String {

@@ -392,32 +392,89 @@ fn is_null(v: &Value) -> bool {
 }
 
 fn matches_stream(pattern: &str, stream: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let name: Vec<char> = stream.chars().collect();
-    fnmatch(&pattern, &name)
+    pattern == stream || fnmatch(&tokens(pattern), &stream.chars().collect::<Vec<_>>())
 }
 
-/// Python's `fnmatch.fnmatchcase`: `*` any run, `?` one character, `[seq]` and `[!seq]`
-/// sets with ranges; a `[` without its `]` is itself.
-fn fnmatch(pattern: &[char], name: &[char]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some(('*', rest)) => (0..=name.len()).any(|skip| fnmatch(rest, &name[skip..])),
-        Some(('?', rest)) => !name.is_empty() && fnmatch(rest, &name[1..]),
-        Some(('[', rest)) => match set_end(rest) {
-            Some(end) => {
-                let (set, after) = (&rest[..end], &rest[end + 1..]);
-                let (negated, set) = match set.split_first() {
-                    Some(('!', s)) => (true, s),
-                    _ => (false, set),
-                };
-                name.split_first()
-                    .is_some_and(|(c, tail)| in_set(set, *c) != negated && fnmatch(after, tail))
-            }
-            None => name.first() == Some(&'[') && fnmatch(rest, &name[1..]),
-        },
-        Some((c, rest)) => name.first() == Some(c) && fnmatch(rest, &name[1..]),
+/// A piece of an fnmatch pattern.
+#[derive(Debug, PartialEq)]
+enum Token {
+    /// `*`: any run of characters.
+    Star,
+    /// `?`: any one character.
+    Any,
+    /// `[seq]` or `[!seq]`, with ranges `a-z`.
+    Set { negated: bool, members: Vec<char> },
+    /// Itself (also a `[` without its `]`).
+    Char(char),
+}
+
+fn tokens(pattern: &str) -> Vec<Token> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            // Runs of `*` are one `*`.
+            '*' if out.last() == Some(&Token::Star) => {}
+            '*' => out.push(Token::Star),
+            '?' => out.push(Token::Any),
+            '[' => match set_end(&chars[i + 1..]) {
+                Some(end) => {
+                    let set = &chars[i + 1..i + 1 + end];
+                    let (negated, members) = match set.split_first() {
+                        Some(('!', rest)) => (true, rest.to_vec()),
+                        _ => (false, set.to_vec()),
+                    };
+                    out.push(Token::Set { negated, members });
+                    i += end + 1;
+                }
+                None => out.push(Token::Char('[')),
+            },
+            c => out.push(Token::Char(c)),
+        }
+        i += 1;
     }
+    out
+}
+
+impl Token {
+    fn matches(&self, c: char) -> bool {
+        match self {
+            Token::Star | Token::Any => true,
+            Token::Set { negated, members } => in_set(members, c) != *negated,
+            Token::Char(t) => *t == c,
+        }
+    }
+}
+
+/// Python's `fnmatch.fnmatchcase`, in linear passes: on a mismatch after a `*`, that `*`
+/// takes one more character (the classic wildcard algorithm).
+fn fnmatch(pattern: &[Token], name: &[char]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(Token::Star) => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(t) if t.matches(name[n]) => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p.min(pattern.len())..]
+        .iter()
+        .all(|t| *t == Token::Star)
 }
 
 /// Where a set's `]` is in what follows its `[` (a `]` first, or after `!`, is a member).
@@ -426,10 +483,7 @@ fn set_end(rest: &[char]) -> Option<usize> {
     if rest.get(i) == Some(&']') {
         i += 1;
     }
-    rest[i.min(rest.len())..]
-        .iter()
-        .position(|c| *c == ']')
-        .map(|p| p + i)
+    rest.get(i..)?.iter().position(|c| *c == ']').map(|p| p + i)
 }
 
 fn in_set(set: &[char], c: char) -> bool {
@@ -693,6 +747,15 @@ mod fnmatch_tests {
             ("a**", "abc", true),
             ("raw.users", "raw.users", true),
             ("raw.users", "rawXusers", false),
+            ("events[1]", "events[1]", true),
+            (
+                "*a*a*a*a*a*a*a*b",
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac",
+                false,
+            ),
+            ("a*b?c", "axxbyc", true),
+            ("a*b?c", "axxbc", false),
+            ("**", "", true),
         ] {
             assert_eq!(matches_stream(pattern, name), want, "{pattern} {name}");
         }

@@ -184,6 +184,17 @@ pub(crate) fn float_repr(f: f64) -> String {
 /// value, not a memory bomb).
 pub(crate) const MAX_LENGTH: u64 = 100_000;
 
+/// How many values (and string characters) a value holds, nested ones included: what a
+/// repetition copies.
+fn size_of_value(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => 1 + s.chars().count() as u64,
+        Value::Array(items) => 1 + items.iter().map(size_of_value).sum::<u64>(),
+        Value::Object(map) => 1 + map.values().map(size_of_value).sum::<u64>(),
+        _ => 1,
+    }
+}
+
 /// A `MemoryError` for results longer than [`MAX_LENGTH`].
 pub(crate) fn check_length(length: u64) -> Result<(), EvalError> {
     if length > MAX_LENGTH {
@@ -252,7 +263,7 @@ pub(crate) fn arith(op: Arith, a: &Value, b: &Value) -> Result<Value, EvalError>
         (Value::String(s), n) | (n, Value::String(s)) if op == Arith::Mul => match Num::of(n) {
             Some(Num::Int(times)) => {
                 let times = times.max(0) as u64;
-                check_length((s.len() as u64).saturating_mul(times))?;
+                check_length((s.chars().count() as u64).saturating_mul(times))?;
                 Ok(Value::String(s.repeat(times as usize)))
             }
             _ => Err(EvalError::new(
@@ -271,7 +282,8 @@ pub(crate) fn arith(op: Arith, a: &Value, b: &Value) -> Result<Value, EvalError>
                     } else {
                         times.max(0) as u64
                     };
-                    check_length((items.len() as u64).saturating_mul(times))?;
+                    let size: u64 = items.iter().map(size_of_value).sum();
+                    check_length(size.saturating_mul(times))?;
                     Ok(Value::Array(
                         (0..times).flat_map(|_| items.iter().cloned()).collect(),
                     ))
@@ -644,6 +656,9 @@ mod tests {
             Some(json!([]))
         );
         assert!(arith(Arith::Mul, &json!([1]), &json!(1i64 << 40)).is_err());
+        let wide = json!([vec![0; 50_000]]);
+        assert!(arith(Arith::Mul, &wide, &json!(50_000)).is_err());
+        assert!(arith(Arith::Mul, &json!("é"), &json!(60_000)).is_ok());
         assert_eq!(
             arith(Arith::Mod, &json!(i64::MIN), &json!(-1)).ok(),
             Some(json!(0))
