@@ -13,11 +13,16 @@ const EMAIL: &str = "demo@example.com";
 const TOKEN: &str = "demo-token-secret";
 
 fn tap_config(dir: &Path, mock: &Mock) -> std::path::PathBuf {
-    write_json(
-        dir,
-        "tap.json",
-        &json!({"domain": mock.url, "email": EMAIL, "api_token": TOKEN, "start_date": "2000-01-01T00:00:00Z"}),
-    )
+    tap_config_with(dir, mock, json!({}))
+}
+
+/// The tap's config for the mock, with `extra` settings added.
+fn tap_config_with(dir: &Path, mock: &Mock, extra: serde_json::Value) -> std::path::PathBuf {
+    let mut config = json!({"domain": mock.url, "email": EMAIL, "api_token": TOKEN, "start_date": "2000-01-01T00:00:00Z"});
+    if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+        config.extend(extra.clone());
+    }
+    write_json(dir, "tap.json", &config)
 }
 
 #[test]
@@ -206,12 +211,11 @@ fn jira_through_batch_files(format: &str, extension: &str) {
     let mock = Mock::start(MockConfig::default().with_basic_auth(EMAIL, TOKEN));
     let dir = tempfile::tempdir().expect("tmp");
     let batches = dir.path().join("batches");
-    let tap = write_json(
+    let tap = tap_config_with(
         dir.path(),
-        "tap.json",
-        &json!({"domain": mock.url, "email": EMAIL, "api_token": TOKEN, "start_date": "2000-01-01T00:00:00Z",
-            "batch_config": {"encoding": {"format": format, "compression": "gzip"},
-                "storage": {"root": format!("file://{}", batches.display()), "prefix": "jira-"}, "batch_size": 40}}),
+        &mock,
+        json!({"batch_config": {"encoding": {"format": format, "compression": "gzip"},
+            "storage": {"root": format!("file://{}", batches.display()), "prefix": "jira-"}, "batch_size": 40}}),
     );
     let db = dir.path().join("jira.duckdb");
     let target = write_json(dir.path(), "target.json", &json!({"path": db}));

@@ -19,6 +19,16 @@ pub fn in_memory() -> Connection {
     Connection::open_in_memory().expect("duckdb")
 }
 
+/// Writes the rows of `select` (DuckDB SQL) to a Parquet file, as an SDK tap's batch file.
+pub fn write_parquet(path: &Path, select: &str) {
+    in_memory()
+        .execute_batch(&format!(
+            "COPY ({select}) TO '{}' (FORMAT parquet)",
+            path.display()
+        ))
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
 /// The first column of the first row of a query.
 pub fn query_one<T: duckdb::types::FromSql>(conn: &Connection, sql: &str) -> T {
     conn.query_row(sql, [], |r| r.get(0))

@@ -320,10 +320,7 @@ impl StreamMaps {
                     let mut out: Record = if custom.include_by_default {
                         record.clone()
                     } else {
-                        key_properties
-                            .iter()
-                            .filter_map(|k| record.get(k).map(|v| (k.clone(), v.clone())))
-                            .collect()
+                        only(record, key_properties)
                     };
                     for (property, plan) in &custom.properties {
                         match plan {
@@ -652,10 +649,7 @@ fn mapped_schema(
     } else {
         schema.remove("required");
         // Records keep their key properties; so does the schema.
-        key_properties
-            .iter()
-            .filter_map(|k| raw_properties.get(k).map(|p| (k.clone(), p.clone())))
-            .collect()
+        only(&raw_properties, &key_properties)
     };
     for (property, plan) in &custom.properties {
         match plan {
@@ -712,12 +706,17 @@ fn nullable(mut schema: Value) -> Value {
     schema
 }
 
+/// The members of `map` named in `names`, in that order.
+fn only(map: &Map<String, Value>, names: &[String]) -> Map<String, Value> {
+    names
+        .iter()
+        .filter_map(|n| map.get(n).map(|v| (n.clone(), v.clone())))
+        .collect()
+}
+
 /// A record named by its key properties; its other values stay out of logs.
 fn describe(record: &Record, key_properties: &[String]) -> String {
-    let keys: Map<String, Value> = key_properties
-        .iter()
-        .filter_map(|k| record.get(k).map(|v| (k.clone(), v.clone())))
-        .collect();
+    let keys = only(record, key_properties);
     if keys.is_empty() {
         "(a record without key properties)".into()
     } else {

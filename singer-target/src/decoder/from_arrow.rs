@@ -416,17 +416,23 @@ mod tests {
         let schema = schema(true);
         let decoder = RecordDecoder::new(&schema, false);
         let file = file_like_pyarrow(&reference(&schema, false));
+        // The file with column `name` replaced, or added when it has none.
         let with = |name: &str, column: ArrayRef| {
             let mut columns = file.columns().to_vec();
-            let at = file.schema().index_of(name).expect("column");
-            columns[at] = column;
             let mut fields: Vec<Field> = file
                 .schema()
                 .fields()
                 .iter()
                 .map(|f| f.as_ref().clone())
                 .collect();
-            fields[at] = Field::new(name, columns[at].data_type().clone(), true);
+            let field = Field::new(name, column.data_type().clone(), true);
+            match file.schema().index_of(name) {
+                Ok(at) => (columns[at], fields[at]) = (column, field),
+                Err(_) => {
+                    columns.push(column);
+                    fields.push(field);
+                }
+            }
             RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
                 .expect("batch")
         };
@@ -459,18 +465,10 @@ mod tests {
             Arc::new(StringArray::from(vec!["yesterday"; 40]))
         )));
         // A column the schema does not declare.
-        let mut fields: Vec<Field> = file
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        fields.push(Field::new("extra", DataType::Int64, true));
-        let mut columns = file.columns().to_vec();
-        columns.push(Arc::new(Int64Array::from(vec![1; 40])));
-        let extra = RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)
-            .expect("batch");
-        assert!(!taken(&extra));
+        assert!(!taken(&with(
+            "extra",
+            Arc::new(Int64Array::from(vec![1; 40]))
+        )));
         // A required column the file lacks.
         assert!(!taken(&file.project(&[1, 2]).expect("project")));
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use singer_testing::duckdb::{Connection, query_one, rows};
+use singer_testing::duckdb::{Connection, query_one, rows, write_parquet};
 use singer_testing::{
     TargetRun, after_state, batch_message, bin, fixture, fixture_lines, load_target,
     write_jsonl_gz, write_lines,
@@ -574,13 +574,10 @@ fn batch_messages_load_jsonl_gz_and_parquet_files() {
         .collect();
     write_jsonl_gz(&jsonl, &records);
     let parquet = dir.path().join("events-2.parquet");
-    Connection::open_in_memory()
-        .expect("duckdb")
-        .execute_batch(&format!(
-            "COPY (SELECT range::BIGINT AS id, 'event ' || range AS name, CAST(TIMESTAMP '2024-02-01 00:00:00' + to_hours(range) AS TIMESTAMPTZ) AS happened FROM range(101, 151)) TO '{}' (FORMAT parquet)",
-            parquet.display()
-        ))
-        .expect("write parquet");
+    write_parquet(
+        &parquet,
+        "SELECT range::BIGINT AS id, 'event ' || range AS name, CAST(TIMESTAMP '2024-02-01 00:00:00' + to_hours(range) AS TIMESTAMPTZ) AS happened FROM range(101, 151)",
+    );
     let lines = [
         json!({"type": "SCHEMA", "stream": "events", "key_properties": ["id"], "schema": {"properties": {
             "id": {"type": "integer"}, "name": {"type": "string"}, "happened": {"type": "string", "format": "date-time"}}}})
@@ -692,13 +689,10 @@ fn stream_maps_apply_to_batch_rows() {
         .collect();
     write_jsonl_gz(&jsonl, &records);
     let parquet = dir.path().join("events-2.parquet");
-    Connection::open_in_memory()
-        .expect("duckdb")
-        .execute_batch(&format!(
-            "COPY (SELECT range::BIGINT AS id, 'event ' || range AS name FROM range(11, 21)) TO '{}' (FORMAT parquet)",
-            parquet.display()
-        ))
-        .expect("write parquet");
+    write_parquet(
+        &parquet,
+        "SELECT range::BIGINT AS id, 'event ' || range AS name FROM range(11, 21)",
+    );
     let lines = [
         json!({"type": "SCHEMA", "stream": "events", "key_properties": ["id"], "schema": {"properties": {
             "id": {"type": "integer"}, "name": {"type": "string"}}}})

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde_json::{Value, json};
-use singer_testing::duckdb::{in_memory, parquet_scan, query_one};
+use singer_testing::duckdb::{in_memory, parquet_scan, query_one, write_parquet};
 use singer_testing::{
     TargetRun, after_state, batch_message, fixture, fixture_lines, load_target, write_jsonl_gz,
     write_lines,
@@ -370,14 +370,14 @@ fn parquet_batch_files_load_with_and_without_stream_maps() {
             dir.path().join("s-1.parquet"),
             dir.path().join("s-2.parquet"),
         );
-        let conn = in_memory();
-        conn.execute_batch(&format!(
-            "COPY (SELECT range::INTEGER AS id, 'row ' || range AS v, CAST(TIMESTAMP '2024-03-01 00:00:00' + to_minutes(range) AS TIMESTAMPTZ) AS at FROM range(1, 101)) TO '{}' (FORMAT parquet);
-             COPY (SELECT range::BIGINT AS id, 'row ' || range AS v, strftime(TIMESTAMP '2024-03-01 00:00:00' + to_minutes(range), '%Y-%m-%dT%H:%M:%S+0000') AS at FROM range(101, 151)) TO '{}' (FORMAT parquet);",
-            a.display(),
-            b.display()
-        ))
-        .expect("write parquet");
+        write_parquet(
+            &a,
+            "SELECT range::INTEGER AS id, 'row ' || range AS v, CAST(TIMESTAMP '2024-03-01 00:00:00' + to_minutes(range) AS TIMESTAMPTZ) AS at FROM range(1, 101)",
+        );
+        write_parquet(
+            &b,
+            "SELECT range::BIGINT AS id, 'row ' || range AS v, strftime(TIMESTAMP '2024-03-01 00:00:00' + to_minutes(range), '%Y-%m-%dT%H:%M:%S+0000') AS at FROM range(101, 151)",
+        );
         let lines = [
             json!({"type": "SCHEMA", "stream": "s", "key_properties": ["id"], "schema": {"properties": {
                 "id": {"type": "integer"}, "v": {"type": "string"}, "at": {"type": "string", "format": "date-time"}}}})
