@@ -12,26 +12,14 @@ use singer_testing::{Mock, MockConfig, bin, outcome, root};
 const MELTANO_VERSION: &str = "4.4.1";
 
 fn meltano() -> PathBuf {
-    let home = std::env::var("HOME").expect("HOME");
-    let venv = Path::new(&home).join(".cache/singer-rs/meltano-venv");
-    let exe = venv.join("bin/meltano");
-    let installed = Command::new(&exe).arg("--version").output().is_ok_and(|o| {
-        o.status.success() && String::from_utf8_lossy(&o.stdout).contains(MELTANO_VERSION)
-    });
-    if !installed {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 -m venv");
-        assert!(status.success(), "creating the virtualenv failed");
-        let status = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", &format!("meltano=={MELTANO_VERSION}")])
-            .status()
-            .expect("pip");
-        assert!(status.success(), "pip install meltano failed");
-    }
-    exe
+    singer_testing::python::venv(
+        "meltano-venv",
+        &[&format!("meltano=={MELTANO_VERSION}")],
+        &format!(
+            "import importlib.metadata as m; assert m.version('meltano') == '{MELTANO_VERSION}'"
+        ),
+    )
+    .join("bin/meltano")
 }
 
 fn run(meltano: &Path, project: &Path, mock: &Mock, args: &[&str]) -> (bool, String) {

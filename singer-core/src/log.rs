@@ -37,7 +37,16 @@ pub fn init(name: &str, format: Option<LogFormat>) {
         .or_else(|_| std::env::var("LOGLEVEL"))
         .map(|l| l.to_lowercase())
         .unwrap_or_else(|_| "info".into());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    // delta-rs and its kernel log every snapshot and scan at info, and a table that does
+    // not exist yet as an error; their failures reach the plugin as results, reported with
+    // the stream's context, so the log keeps only delta-rs's warnings unless asked for more.
+    let quiet = if matches!(level.as_str(), "debug" | "trace") {
+        String::new()
+    } else {
+        ",buoyant_kernel=off,buoyant_kernel_engine=off,deltalake_core=warn".to_string()
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level}{quiet}")));
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)

@@ -13,12 +13,16 @@
 //! | [`Mock`] | the local Jira Cloud mock, serving in the background |
 //! | [`duckdb`] (feature `duckdb`) | DuckDB files and Parquet datasets read back |
 //! | [`bench`] | Criterion benchmarks of a sink's commits |
+//! | [`python`] | virtualenvs of Python peers and readers (Meltano, deltalake, pyarrow) |
+//! | [`s3`] | a local S3-compatible server (moto), started and stopped by the test |
 
 pub mod bench;
 #[cfg(feature = "duckdb")]
 pub mod duckdb;
 mod mock;
 mod process;
+pub mod python;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

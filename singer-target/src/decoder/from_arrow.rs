@@ -101,6 +101,16 @@ impl RecordDecoder {
     }
 }
 
+/// `source` as `target`'s type when that loses nothing, unchecked (see
+/// [`crate::decoder::cast_exact`]).
+pub(crate) fn cast_exact(
+    source: &ArrayRef,
+    source_field: &Field,
+    target: &Field,
+) -> Result<Option<ArrayRef>> {
+    conform(source, source_field, target, None, None)
+}
+
 /// `source` as `target`'s type, checked; `None` when it cannot be taken exactly. `present`:
 /// the rows whose parents are not null (values under a null struct are not checked).
 fn conform(

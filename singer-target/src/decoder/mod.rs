@@ -57,6 +57,14 @@ use crate::stream_schema::StreamSchema;
 use check::Check;
 use column::{Columns, ConvertError};
 
+/// `column` (described by `field`) as `target`'s type when that loses nothing: integers as
+/// floats, text as date-times the record path would parse, structs by field name (fields
+/// missing from `column` null), list items likewise, a timestamp's zone label; `None` when
+/// no exact conversion exists. For sinks that keep a column's existing type.
+pub fn cast_exact(column: &ArrayRef, field: &Field, target: &Field) -> Result<Option<ArrayRef>> {
+    from_arrow::cast_exact(column, field, target)
+}
+
 /// What the target knows about a record besides its values.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RowMeta {

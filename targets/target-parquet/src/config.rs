@@ -1,6 +1,6 @@
 //! Settings of target-parquet.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -25,12 +25,40 @@ pub enum Compression {
     None,
 }
 
+/// How a stream's files become a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TableFormat {
+    /// A directory of Parquet files per stream (optionally Hive-partitioned), committed
+    /// through the target's commit log.
+    #[default]
+    Parquet,
+    /// A Delta Lake table per stream: each commit one Delta transaction.
+    Delta,
+}
+
 /// The target's config.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct Config {
-    /// Directory for the datasets: one sub-directory per stream.
+    /// Where the datasets go, one sub-directory per stream: a local directory, file://,
+    /// s3://bucket/prefix, gs://bucket/prefix or az://container/prefix.
     #[schemars(title = "Destination Path")]
-    pub destination_path: PathBuf,
+    pub destination_path: String,
+    /// parquet: a directory of Parquet files per stream; delta: a Delta Lake table per
+    /// stream.
+    #[serde(default)]
+    pub table_format: TableFormat,
+    /// Object-store settings by object_store's names (aws_endpoint, aws_region,
+    /// aws_access_key_id, aws_secret_access_key, aws_allow_http, google_service_account,
+    /// azure_storage_account_name, ...); AWS_*, GOOGLE_* and AZURE_* environment variables
+    /// are read too, these override them.
+    #[serde(default)]
+    #[schemars(extend("secret" = true, "writeOnly" = true))]
+    pub storage_options: BTreeMap<String, String>,
+    /// Delta: write a checkpoint every this many commits of a table.
+    #[serde(default = "default_checkpoint_interval")]
+    #[schemars(range(min = 1))]
+    pub checkpoint_interval: u64,
     /// Parquet compression codec.
     #[serde(default)]
     pub compression: Compression,
@@ -61,6 +89,10 @@ impl TargetConfig for Config {
     }
 }
 
+fn default_checkpoint_interval() -> u64 {
+    10
+}
+
 fn default_row_group_size() -> usize {
     100_000
 }
@@ -77,7 +109,7 @@ pub fn about() -> About {
     }
     About {
         name: "target-parquet",
-        description: "Writes a Singer stream as Parquet datasets (optionally Hive-partitioned) in constant memory; files are durable before the state that covers them is emitted, exactly once across crashes.",
+        description: "Writes Singer streams as Parquet datasets (optionally Hive-partitioned) or Delta Lake tables, on local disk or object storage (S3, GCS, Azure), in constant memory; data is committed before the state that covers it is emitted, exactly once across crashes.",
         version: env!("CARGO_PKG_VERSION"),
         capabilities: vec![
             "about",
@@ -111,5 +143,7 @@ mod tests {
         assert_eq!(p["max_file_size_mb"]["exclusiveMinimum"], json!(0));
         assert!(p.get("hard_delete").is_none());
         assert_eq!(p["validate_records"]["default"], json!(true));
+        assert_eq!(p["table_format"]["enum"], json!(["parquet", "delta", null]));
+        assert_eq!(p["storage_options"]["secret"], json!(true));
     }
 }

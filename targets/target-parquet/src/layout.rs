@@ -1,7 +1,6 @@
 //! Where files go: dataset directories, Hive partitions, file names, the commit log.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
@@ -9,6 +8,9 @@ use arrow::record_batch::RecordBatch;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use singer_target::CommitMarker;
+
+use crate::config::TableFormat;
+use crate::delta::PendingTable;
 
 /// The commit log's file name, at the root of the destination.
 pub const COMMIT_LOG: &str = ".singer_commit.json";
@@ -52,6 +54,30 @@ pub fn hive_value(value: Option<&str>) -> String {
         }
     }
     out
+}
+
+/// The value a partition directory's name holds (the inverse of [`hive_value`]): `None`
+/// for Hive's default (null) partition.
+pub fn hive_unvalue(dir_value: &str) -> Option<Option<String>> {
+    match dir_value {
+        "__HIVE_DEFAULT_PARTITION__" => return Some(None),
+        "%00" => return Some(Some(String::new())),
+        _ => {}
+    }
+    let bytes = dir_value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok().map(Some)
 }
 
 /// How to partition a dataset.
@@ -111,6 +137,15 @@ impl PartitionSpec {
     /// Whether the source column is moved out of the files into the directory names.
     pub fn drops_column(&self) -> bool {
         matches!(self, PartitionSpec::Column(_))
+    }
+
+    /// The column name the partition has in a Delta table (the source column itself, or
+    /// the derived `<col>_day` / `<col>_month`).
+    pub fn delta_column(&self) -> String {
+        match self {
+            PartitionSpec::Column(c) => c.clone(),
+            _ => self.key(),
+        }
     }
 
     /// The partition value of each row, or `None` if the batch lacks the column.
@@ -184,52 +219,19 @@ pub fn parse_file_name(name: &str) -> Option<(u64, Option<i64>)> {
     Some((seq, version))
 }
 
-/// Every data file under `dir`, recursively.
-pub fn data_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    if !dir.exists() {
-        return Ok(out);
-    }
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let entry = entry?;
-            let path = entry.path();
-            if entry.file_type()?.is_dir() {
-                stack.push(path);
-            } else if path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(parse_file_name)
-                .is_some()
-            {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+/// Whether `path` (relative, any depth) names a data file.
+pub fn is_data_file(path: &str) -> bool {
+    file_name_of(path).and_then(parse_file_name).is_some()
 }
 
-/// Every temporary file under `dir`, recursively.
-pub fn temp_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries {
-            let entry = entry?;
-            let path = entry.path();
-            if entry.file_type()?.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "tmp") {
-                out.push(path);
-            }
-        }
-    }
-    Ok(out)
+/// The last segment of a `/`-separated path.
+pub fn file_name_of(path: &str) -> Option<&str> {
+    path.rsplit('/').next()
+}
+
+/// The stream directory a relative path is in (its first segment).
+pub fn dir_of(path: &str) -> &str {
+    path.split('/').next().unwrap_or(path)
 }
 
 /// The commit log: the last commit, enough to finish it after a crash.
@@ -254,6 +256,12 @@ pub struct CommitLog {
     /// (see `singer_target::ack`).
     #[serde(default)]
     pub provisional: BTreeMap<String, Vec<String>>,
+    /// The table format the destination is written in (absent: parquet).
+    #[serde(default)]
+    pub format: Option<TableFormat>,
+    /// Delta: per table directory, the transaction of this commit, until the table has it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub delta: BTreeMap<String, PendingTable>,
 }
 
 #[cfg(test)]
@@ -271,6 +279,20 @@ mod tests {
         assert_eq!(hive_value(Some("a/b")), "a%2Fb");
         assert_eq!(hive_value(Some("..")), "%2E%2E");
         assert_eq!(hive_value(None), "__HIVE_DEFAULT_PARTITION__");
+        for value in [
+            Some("a/b"),
+            Some(".."),
+            Some("x y:z%"),
+            Some("é"),
+            Some(""),
+            None,
+        ] {
+            assert_eq!(
+                hive_unvalue(&hive_value(value)),
+                Some(value.map(String::from)),
+                "{value:?}"
+            );
+        }
     }
 
     #[test]

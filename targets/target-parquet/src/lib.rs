@@ -1,23 +1,29 @@
 //! # target-parquet
 //!
-//! A Singer target that writes each stream as a Parquet dataset: one directory per stream,
-//! optionally Hive-partitioned (`col=value/`), readable by DuckDB, Spark and Trino as one
-//! table.
+//! A Singer target that writes each stream as a table: with `table_format: parquet` a
+//! directory of Parquet files per stream, optionally Hive-partitioned (`col=value/`), read
+//! by DuckDB, Spark and Trino as one table; with `table_format: delta` a Delta Lake table
+//! per stream ([`delta`]). The destination is a local directory or an object store (S3,
+//! GCS, Azure: [`storage`]).
 //!
 //! The Singer side (reading, batching, state after commit, the exactly-once ledger) is
 //! `singer_target`; this crate is the [`ParquetSink`]: how a commit becomes files.
 //!
 //! A commit is made durable in this order, so a crash at any point leaves either the old
-//! dataset or the new one:
+//! tables or the new ones:
 //!
-//! 1. every batch is written to temporary files (`.part-….parquet.tmp`), each closed and
-//!    fsynced;
+//! 1. every batch is written to data files, each completed (fsynced, or its upload
+//!    finished): under temporary names (`.part-….parquet.tmp`) for the Parquet layout,
+//!    under their final names for Delta, where no reader sees a file the log does not add;
 //! 2. the commit log `.singer_commit.json` is replaced atomically: it names the files to move
-//!    into place, the files to delete (older full-table versions), and the state covered;
-//! 3. the files are renamed into place and old versions removed.
+//!    into place and to delete (Parquet), or each table's transaction (Delta), and the state
+//!    covered;
+//! 3. the commit is published: files renamed into place and old versions removed, or one
+//!    Delta transaction per table, each carrying the commit's number as its `txn` version.
 //!
-//! On start, the log's last commit is rolled forward (renames and deletes that did not
-//! happen yet) and every other temporary file is removed. Data files are named
+//! On start, the log's last commit is published again (each step is idempotent: a rename
+//! whose file is gone, a table whose `txn` version is already there, is skipped) and what an
+//! interrupted commit wrote before its log is removed. Data files are named
 //! `part-<commit>-<time>-<n>-v<version>.parquet`: the commit number grows across runs, so
 //! names sort by write time and never collide.
 //!
@@ -25,10 +31,13 @@
 //! Arrow writer flushes row groups as they fill.
 
 mod config;
+pub mod delta;
 mod layout;
 mod sink;
+pub mod storage;
+mod upsert;
 
-pub use config::{Compression, Config, about};
+pub use config::{Compression, Config, TableFormat, about};
 pub use sink::ParquetSink;
 
 /// The directory (under `destination_path`) of a stream's dataset.

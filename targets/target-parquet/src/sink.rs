@@ -1,77 +1,102 @@
-//! The Parquet sink: temp files, an atomic commit log, then renames.
+//! The sink: data files first, then the commit log, then the files published (renamed into
+//! place, or added to Delta tables).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, UInt32Array};
 use arrow::compute::take_record_batch;
-use arrow::datatypes::{Int64Type, SchemaRef};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use deltalake::kernel::{Action, Add, Remove};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression as Codec, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use parquet::file::reader::{FileReader, SerializedFileReader};
-use singer_core::state::{sync_dir, write_atomic};
 use singer_target::Error;
-use singer_target::location::local_path;
 use singer_target::metadata::SDC_TABLE_VERSION;
 use singer_target::{Commit, CommitMarker, LoadMethod, LoadStats, Operation, Sink, TargetStream};
 
-use crate::config::{Compression, Config};
+use crate::config::{Compression, Config, TableFormat};
+use crate::delta::{self, DeltaTables, PendingTable};
 use crate::layout::{self, COMMIT_LOG, CommitLog, PartitionSpec, dir_name, hive_value};
+use crate::storage::{FileWriter, Storage};
+use crate::upsert::{self, Keys};
 
 type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Writes commits as Parquet files under a destination directory.
+/// On object storage a file is published by a server-side copy, which S3 allows up to
+/// 5 GiB: files roll at 1 GiB there unless `max_file_size_mb` says otherwise.
+const REMOTE_MAX_FILE_BYTES: usize = 1024 * 1024 * 1024;
+
+/// Writes commits as Parquet files, or Delta tables, under a destination.
 pub struct ParquetSink {
-    root: PathBuf,
+    storage: Storage,
+    format: Format,
     properties: WriterProperties,
     max_rows_per_file: usize,
     max_file_bytes: usize,
     partition: Option<PartitionSpec>,
     log: CommitLog,
+    /// Delta: per table directory, the schema the SCHEMA messages seen so far make it.
+    declared: HashMap<String, Schema>,
 }
 
-/// What a file holds: the partition directory value (when partitioning applies) and the
-/// full-table version of its rows.
-type FileKey = (Option<String>, Option<i64>);
+enum Format {
+    /// Files staged under temporary names, renamed into place once the log has them.
+    Parquet,
+    /// Files written under their final names (no reader sees them until a Delta
+    /// transaction adds them).
+    Delta(DeltaTables),
+}
+
+/// What a file holds: the partition value (outer `None` when partitioning does not apply,
+/// inner `None` for a null value) and the full-table version of its rows.
+type FileKey = (Option<Option<String>>, Option<i64>);
+
+/// A data file written in the current commit, not yet published.
+struct Staged {
+    /// Where it was written, relative to the destination.
+    temp: String,
+    /// Where it is published (the same path for Delta).
+    target: String,
+    version: Option<i64>,
+    stream: String,
+    /// The partition column and value of its rows.
+    partition: Option<(String, Option<String>)>,
+    rows: u64,
+    size: u64,
+}
 
 /// A file being written in the current commit.
 struct OpenFile {
-    writer: ArrowWriter<File>,
-    temp: PathBuf,
-    target: PathBuf,
-    rows: usize,
+    writer: ArrowWriter<FileWriter>,
+    /// The schema of its rows.
+    schema: SchemaRef,
+    staged: Staged,
+}
+
+/// A Delta table's schema as this commit leaves it.
+struct DeltaSchema {
+    schema: Option<SchemaRef>,
+    partition_columns: Vec<String>,
+    new_table: bool,
+    changed: bool,
 }
 
 /// The files written so far in a commit.
 #[derive(Default)]
 struct Written {
-    renames: Vec<(PathBuf, PathBuf, Option<i64>, String)>,
-    deletes: Vec<PathBuf>,
-}
-
-/// `destination_path` as a local directory: a path or a `file://` URL, refused before
-/// anything is written when it is neither.
-fn local_destination(path: &Path) -> Result<PathBuf> {
-    let text = path.to_string_lossy();
-    local_path(&text).map_err(|e| {
-        Error::config(vec![format!(
-            "destination_path '{text}': {e}; give a local directory or a file:// URL"
-        )])
-    })
-}
-
-fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |e| Error::io(path, e)
+    staged: Vec<Staged>,
+    /// Live files to retire, relative to the destination.
+    deletes: Vec<String>,
+    /// Delta: per table directory.
+    schemas: HashMap<String, DeltaSchema>,
 }
 
 impl ParquetSink {
     /// Opens the destination, finishing an interrupted commit and removing leftovers.
     pub fn open(config: &Config) -> Result<Self> {
-        let root = local_destination(&config.destination_path)?;
-        std::fs::create_dir_all(&root).map_err(io(&root))?;
+        let storage = Storage::open(&config.destination_path, &config.storage_options)?;
         let codec = match config.compression {
             Compression::Zstd => Codec::ZSTD(ZstdLevel::default()),
             Compression::Snappy => Codec::SNAPPY,
@@ -90,55 +115,112 @@ impl ParquetSink {
             .map(PartitionSpec::parse)
             .transpose()
             .map_err(|e| Error::config(vec![e]))?;
-        let log_path = root.join(COMMIT_LOG);
-        let log: CommitLog = if log_path.exists() {
-            let text = std::fs::read_to_string(&log_path).map_err(io(&log_path))?;
-            serde_json::from_str(&text).map_err(|e| {
-                Error::destination(format!("{}: corrupt commit log: {e}", log_path.display()))
-            })?
-        } else {
-            CommitLog::default()
+        let log: CommitLog = match storage.read(COMMIT_LOG)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                Error::destination(format!(
+                    "{}/{COMMIT_LOG}: corrupt commit log: {e}",
+                    storage.shown().trim_end_matches('/')
+                ))
+            })?,
+            None => CommitLog::default(),
         };
-        let sink = ParquetSink {
+        let written_as = log.format.unwrap_or(TableFormat::Parquet);
+        if log.seq > 0 && written_as != config.table_format {
+            return Err(Error::config(vec![format!(
+                "table_format: '{}' holds {written_as:?} data (see its {COMMIT_LOG}); write {:?} to another destination_path",
+                storage.shown(),
+                config.table_format
+            )]));
+        }
+        let format = match config.table_format {
+            TableFormat::Parquet => Format::Parquet,
+            TableFormat::Delta => Format::Delta(DeltaTables::new(config.checkpoint_interval)),
+        };
+        let default_max = if storage.remote().is_some() {
+            REMOTE_MAX_FILE_BYTES
+        } else {
+            usize::MAX
+        };
+        let mut sink = ParquetSink {
             properties,
             max_rows_per_file: config.max_rows_per_file.unwrap_or(usize::MAX).max(1),
             max_file_bytes: config
                 .max_file_size_mb
-                .map_or(usize::MAX, |mb| (mb * 1024.0 * 1024.0).max(1.0) as usize),
+                .map_or(default_max, |mb| (mb * 1024.0 * 1024.0).max(1.0) as usize),
             partition,
             log,
-            root,
+            storage,
+            format,
+            declared: HashMap::new(),
         };
-        sink.roll_forward()?;
+        sink.publish()?;
+        sink.remove_leftovers()?;
         Ok(sink)
     }
 
-    /// Finishes the last commit's renames and deletes, then removes other temp files.
-    fn roll_forward(&self) -> Result<()> {
-        for (temp, target) in &self.log.renames {
-            let (temp, target) = (self.root.join(temp), self.root.join(target));
-            if temp.exists() {
-                move_into_place(&temp, &target)?;
+    /// Publishes the last logged commit: renames and deletes, or Delta transactions. Each
+    /// step is idempotent, so a commit cut short is finished on the next start.
+    fn publish(&mut self) -> Result<()> {
+        match &mut self.format {
+            Format::Parquet => {
+                for (temp, target) in &self.log.renames {
+                    if self.storage.exists(temp)? {
+                        self.storage.rename(temp, target)?;
+                    }
+                }
+                for path in &self.log.deletes {
+                    self.storage.delete(path)?;
+                }
             }
-        }
-        for path in &self.log.deletes {
-            let path = self.root.join(path);
-            if path.exists() {
-                std::fs::remove_file(&path).map_err(io(&path))?;
+            Format::Delta(tables) => {
+                for (dir, pending) in &self.log.delta {
+                    tables.apply(&self.storage, dir, pending, self.log.seq)?;
+                }
             }
-        }
-        for temp in layout::temp_files(&self.root).map_err(io(&self.root))? {
-            tracing::info!(file = %temp.display(), "removing a temporary file of an interrupted commit");
-            std::fs::remove_file(&temp).map_err(io(&temp))?;
         }
         Ok(())
     }
 
-    fn relative(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root)
-            .unwrap_or(path)
-            .to_string_lossy()
-            .into_owned()
+    /// Removes what an interrupted commit wrote before its log: temporary files, or data
+    /// files no Delta table references (named by a commit after the last logged one).
+    fn remove_leftovers(&mut self) -> Result<()> {
+        match &mut self.format {
+            Format::Parquet => {
+                for path in self.storage.list("")? {
+                    if path.ends_with(".tmp") {
+                        tracing::info!(file = %path, "removing a temporary file of an interrupted commit");
+                        self.storage.delete(&path)?;
+                    }
+                }
+            }
+            Format::Delta(_) => {
+                for dir in self.log.streams.keys() {
+                    for path in self.storage.list(dir)? {
+                        let seq = layout::file_name_of(&path)
+                            .and_then(layout::parse_file_name)
+                            .map(|(seq, _)| seq);
+                        if seq.is_some_and(|s| s > self.log.seq) {
+                            tracing::info!(file = %path, "removing a data file of an interrupted commit");
+                            self.storage.delete(&path)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream directory's published data files, relative to the destination.
+    fn live_files(&mut self, dir: &str) -> Result<Vec<String>> {
+        match &mut self.format {
+            Format::Parquet => Ok(self
+                .storage
+                .list(dir)?
+                .into_iter()
+                .filter(|p| layout::is_data_file(p))
+                .collect()),
+            Format::Delta(tables) => tables.files(&self.storage, dir),
+        }
     }
 
     fn stream_dir(&self, stream: &str, owners: &mut BTreeMap<String, String>) -> Result<String> {
@@ -156,7 +238,7 @@ impl ParquetSink {
     }
 
     fn write_stream(
-        &self,
+        &mut self,
         seq: u64,
         dir: &str,
         changes: &singer_target::StreamChanges,
@@ -164,78 +246,279 @@ impl ParquetSink {
         stats: &mut LoadStats,
     ) -> Result<()> {
         let name = changes.stream.name().to_string();
+        let upsert = matches!(self.format, Format::Delta(_))
+            && changes.stream.load_method == LoadMethod::Upsert;
+        let mut keys: Vec<String> = changes.stream.key_properties().to_vec();
         let mut open: HashMap<FileKey, OpenFile> = HashMap::new();
-        let mut n = written.renames.len();
+        let mut n = written.staged.len();
+        let mut upserts: Vec<RecordBatch> = Vec::new();
         for op in &changes.operations {
             match op {
-                Operation::Schema(_) => self.close_all(&mut open, written, &name)?,
+                Operation::Schema(stream) => {
+                    self.close_all(&mut open, written, &name)?;
+                    keys = stream.key_properties().to_vec();
+                }
                 Operation::Rows(batch) => {
                     stats.batches += 1;
-                    stats.inserted += batch.num_rows() as u64;
-                    for (key, rows) in self.split(batch, &name)? {
-                        let mut offset = 0;
-                        while offset < rows.num_rows() {
-                            let file = match open.entry(key.clone()) {
-                                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                                std::collections::hash_map::Entry::Vacant(e) => {
-                                    n += 1;
-                                    e.insert(self.new_file(
-                                        seq,
-                                        n,
-                                        dir,
-                                        &key,
-                                        rows.schema(),
-                                        &name,
-                                    )?)
-                                }
-                            };
-                            // Roll to a new file at max_rows_per_file.
-                            let take =
-                                (self.max_rows_per_file - file.rows).min(rows.num_rows() - offset);
-                            file.writer
-                                .write(&rows.slice(offset, take))
-                                .map_err(|e| Error::sink(&name, e))?;
-                            file.rows += take;
-                            offset += take;
-                            let full = file.rows >= self.max_rows_per_file
-                                || file.writer.bytes_written() + file.writer.in_progress_size()
-                                    >= self.max_file_bytes;
-                            if full && let Some(f) = open.remove(&key) {
-                                finish_file(f, written, key.1, &name)?;
-                            }
-                        }
+                    let batch = self.conform_to_table(dir, batch, &name, written)?;
+                    if upsert && !keys.is_empty() {
+                        upserts.push(batch);
+                    } else {
+                        stats.inserted += batch.num_rows() as u64;
+                        self.write_rows(seq, &mut n, dir, &name, &batch, &mut open, written)?;
                     }
                 }
                 Operation::ActivateVersion(version) => {
+                    let rows = std::mem::take(&mut upserts);
+                    self.merge(
+                        seq, &mut n, dir, &name, &keys, rows, &mut open, written, stats,
+                    )?;
                     self.close_all(&mut open, written, &name)?;
                     stats.deleted += self.drop_older_versions(dir, *version, written, &name)?;
                 }
             }
         }
+        self.merge(
+            seq, &mut n, dir, &name, &keys, upserts, &mut open, written, stats,
+        )?;
         self.close_all(&mut open, written, &name)
     }
 
-    /// Splits a batch by (partition value, version); the partition column leaves the data.
+    /// Writes rows (partition columns included) into the commit's open files.
+    #[allow(clippy::too_many_arguments)]
+    fn write_rows(
+        &mut self,
+        seq: u64,
+        n: &mut usize,
+        dir: &str,
+        name: &str,
+        batch: &RecordBatch,
+        open: &mut HashMap<FileKey, OpenFile>,
+        written: &mut Written,
+    ) -> Result<()> {
+        for (key, rows) in self.split(batch, name)? {
+            let mut offset = 0;
+            while offset < rows.num_rows() {
+                // A file holds one schema.
+                if open.get(&key).is_some_and(|f| f.schema != rows.schema())
+                    && let Some(f) = open.remove(&key)
+                {
+                    finish_file(f, written, name)?;
+                }
+                if !open.contains_key(&key) {
+                    *n += 1;
+                    let file = self.new_file(seq, *n, dir, &key, rows.schema(), name)?;
+                    open.insert(key.clone(), file);
+                }
+                let file = open.get_mut(&key).expect("opened above");
+                // Roll to a new file at max_rows_per_file.
+                let take = (self.max_rows_per_file - file.staged.rows as usize)
+                    .min(rows.num_rows() - offset);
+                file.writer
+                    .write(&rows.slice(offset, take))
+                    .map_err(|e| Error::sink(name, e))?;
+                file.staged.rows += take as u64;
+                offset += take;
+                let full = file.staged.rows as usize >= self.max_rows_per_file
+                    || file.writer.bytes_written() + file.writer.in_progress_size()
+                        >= self.max_file_bytes;
+                if full && let Some(f) = open.remove(&key) {
+                    finish_file(f, written, name)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Delta upsert: the last row of each key replaces the table's rows of that key (see
+    /// [`crate::upsert`]).
+    #[allow(clippy::too_many_arguments)]
+    fn merge(
+        &mut self,
+        seq: u64,
+        n: &mut usize,
+        dir: &str,
+        name: &str,
+        key_properties: &[String],
+        batches: Vec<RecordBatch>,
+        open: &mut HashMap<FileKey, OpenFile>,
+        written: &mut Written,
+        stats: &mut LoadStats,
+    ) -> Result<()> {
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let all = upsert::unify(&batches, name)?;
+        let (keys, rows) = Keys::last_per_key(&all, key_properties, name)?;
+        // Files of this commit are read back too: finish them first.
+        self.close_all(open, written, name)?;
+        let mut candidates: Vec<(String, bool)> = self
+            .live_files(dir)?
+            .into_iter()
+            .filter(|p| !written.deletes.contains(p))
+            .map(|p| (p, true))
+            .collect();
+        candidates.extend(
+            written
+                .staged
+                .iter()
+                .filter(|s| s.stream == name)
+                .map(|s| (s.temp.clone(), false)),
+        );
+        let mut replaced = 0u64;
+        for (path, live) in candidates {
+            let mut hit = false;
+            for batch in self.storage.parquet_batches(&path, Some(keys.names()))? {
+                if keys.keep(&batch, name)?.is_some() {
+                    hit = true;
+                    break;
+                }
+            }
+            if !hit {
+                continue;
+            }
+            // Rewrite the file without the keys the commit brings again.
+            let key = self.key_of_file(dir, &path);
+            let mut rest: Option<OpenFile> = None;
+            for batch in self.storage.parquet_batches(&path, None)? {
+                let batch = match keys.keep(&batch, name)? {
+                    Some(keep) => {
+                        replaced += (batch.num_rows() - keep.true_count()) as u64;
+                        upsert::filtered(&batch, &keep)?
+                    }
+                    None => batch,
+                };
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                if rest.as_ref().is_some_and(|f| f.schema != batch.schema())
+                    && let Some(f) = rest.take()
+                {
+                    finish_file(f, written, name)?;
+                }
+                if rest.is_none() {
+                    *n += 1;
+                    rest = Some(self.new_file(seq, *n, dir, &key, batch.schema(), name)?);
+                }
+                let file = rest.as_mut().expect("opened above");
+                file.writer
+                    .write(&batch)
+                    .map_err(|e| Error::sink(name, e))?;
+                file.staged.rows += batch.num_rows() as u64;
+            }
+            if let Some(f) = rest {
+                finish_file(f, written, name)?;
+            }
+            if live {
+                written.deletes.push(path);
+            } else {
+                written.staged.retain(|s| s.temp != path);
+                self.storage.delete(&path)?;
+            }
+        }
+        stats.updated += replaced;
+        stats.inserted += (rows.num_rows() as u64).saturating_sub(replaced);
+        self.write_rows(seq, n, dir, name, &rows, open, written)
+    }
+
+    /// The partition value and version of an existing data file, from its path.
+    fn key_of_file(&self, dir: &str, path: &str) -> FileKey {
+        let version = layout::file_name_of(path)
+            .and_then(layout::parse_file_name)
+            .and_then(|(_, v)| v);
+        let partition = self.partition.as_ref().and_then(|spec| {
+            let prefix = format!("{dir}/{}=", spec.key());
+            path.strip_prefix(&prefix)
+                .and_then(|rest| rest.split('/').next())
+                .and_then(layout::hive_unvalue)
+        });
+        (partition, version)
+    }
+
+    /// Delta: the batch in the table's types, the table's schema grown to take it.
+    fn conform_to_table(
+        &mut self,
+        dir: &str,
+        batch: &RecordBatch,
+        stream: &str,
+        written: &mut Written,
+    ) -> Result<RecordBatch> {
+        let Format::Delta(tables) = &mut self.format else {
+            return Ok(batch.clone());
+        };
+        if !written.schemas.contains_key(dir) {
+            let state = tables.state(&self.storage, dir)?;
+            let wanted: Vec<String> = self.partition.iter().map(|p| p.delta_column()).collect();
+            if state.schema.is_some() && state.partition_columns != wanted {
+                return Err(Error::sink(
+                    stream,
+                    format!(
+                        "the Delta table is partitioned by {:?}, partition_by asks for {:?}: a table's partitioning cannot change",
+                        state.partition_columns, wanted
+                    ),
+                ));
+            }
+            written.schemas.insert(
+                dir.to_string(),
+                DeltaSchema {
+                    new_table: state.schema.is_none(),
+                    schema: state.schema,
+                    partition_columns: wanted,
+                    changed: false,
+                },
+            );
+        }
+        let entry = written.schemas.get_mut(dir).expect("inserted above");
+        let (batch, mut grown) = delta::conform(stream, entry.schema.as_deref(), batch)?;
+        if let Some(spec) = &self.partition {
+            let column = spec.delta_column();
+            match spec {
+                PartitionSpec::Column(c) => {
+                    if let Some(field) = grown.fields().iter().find(|f| f.name() == c) {
+                        delta::check_partition_type(stream, c, field.data_type())?;
+                    } else {
+                        // Rows without the column fall in the null partition; the table
+                        // still needs the column.
+                        grown = with_field(&grown, Field::new(c, DataType::Utf8, true));
+                    }
+                }
+                PartitionSpec::Day(_) | PartitionSpec::Month(_) => {
+                    if grown.field_with_name(&column).is_err() {
+                        grown = with_field(&grown, Field::new(&column, DataType::Utf8, true));
+                    }
+                }
+            }
+        }
+        if entry.schema.as_deref() != Some(&grown) {
+            entry.changed = true;
+            entry.schema = Some(Arc::new(grown));
+        }
+        Ok(batch)
+    }
+
+    /// Splits a batch by (partition value, version); a partition column leaves the data.
     fn split(&self, batch: &RecordBatch, stream: &str) -> Result<Vec<(FileKey, RecordBatch)>> {
-        let parts = match &self.partition {
+        let mut parts = match &self.partition {
             Some(spec) => spec.values(batch).map_err(|e| Error::sink(stream, e))?,
             None => None,
         };
+        if parts.is_none() && self.partition.is_some() && matches!(self.format, Format::Delta(_)) {
+            // Every file of a partitioned Delta table has a partition value.
+            parts = Some(vec![None; batch.num_rows()]);
+        }
         let versions = batch
             .column_by_name(SDC_TABLE_VERSION)
             .and_then(|c| c.as_primitive_opt::<Int64Type>().cloned());
-        // The partition directory value (when partitioning applies to this stream), and
-        // the record's version.
-        let key_of = |i: usize| {
+        let key_of = |i: usize| -> FileKey {
             (
-                parts.as_ref().map(|p| hive_value(p[i].as_deref())),
+                parts.as_ref().map(|p| p[i].clone()),
                 versions
                     .as_ref()
                     .and_then(|v| v.is_valid(i).then(|| v.value(i))),
             )
         };
-        let data = match (&self.partition, &parts) {
-            (Some(spec), Some(_)) if spec.drops_column() => {
+        let data = match &self.partition {
+            Some(spec) if spec.drops_column() && batch.column_by_name(spec.source()).is_some() => {
                 let keep: Vec<usize> = batch
                     .schema()
                     .fields()
@@ -284,22 +567,33 @@ impl ParquetSink {
         schema: SchemaRef,
         stream: &str,
     ) -> Result<OpenFile> {
-        let mut folder = self.root.join(dir);
+        let mut folder = dir.to_string();
+        let mut partition = None;
         if let (Some(spec), Some(value)) = (&self.partition, &key.0) {
-            folder = folder.join(format!("{}={value}", spec.key()));
+            folder = format!("{folder}/{}={}", spec.key(), hive_value(value.as_deref()));
+            partition = Some((spec.delta_column(), value.clone()));
         }
-        std::fs::create_dir_all(&folder).map_err(io(&folder))?;
         let name = layout::file_name(seq, n, key.1);
-        let target = folder.join(&name);
-        let temp = folder.join(format!(".{name}.tmp"));
-        let file = File::create(&temp).map_err(io(&temp))?;
-        let writer = ArrowWriter::try_new(file, schema, Some(self.properties.clone()))
+        let target = format!("{folder}/{name}");
+        let temp = match self.format {
+            Format::Parquet => format!("{folder}/.{name}.tmp"),
+            Format::Delta(_) => target.clone(),
+        };
+        let file = self.storage.create(&temp)?;
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(self.properties.clone()))
             .map_err(|e| Error::sink(stream, e))?;
         Ok(OpenFile {
             writer,
-            temp,
-            target,
-            rows: 0,
+            schema,
+            staged: Staged {
+                temp,
+                target,
+                version: key.1,
+                stream: stream.to_string(),
+                partition,
+                rows: 0,
+                size: 0,
+            },
         })
     }
 
@@ -309,8 +603,8 @@ impl ParquetSink {
         written: &mut Written,
         stream: &str,
     ) -> Result<()> {
-        for ((_, version), file) in open.drain() {
-            finish_file(file, written, version, stream)?;
+        for (_, file) in open.drain() {
+            finish_file(file, written, stream)?;
         }
         Ok(())
     }
@@ -318,7 +612,7 @@ impl ParquetSink {
     /// Schedules removal of the stream's files of versions older than `version`; returns
     /// the rows they hold.
     fn drop_older_versions(
-        &self,
+        &mut self,
         dir: &str,
         version: i64,
         written: &mut Written,
@@ -326,65 +620,129 @@ impl ParquetSink {
     ) -> Result<u64> {
         let older = |v: Option<i64>| v.is_none_or(|v| v < version);
         let mut rows = 0;
-        let stream_dir = self.root.join(dir);
-        for path in layout::data_files(&stream_dir).map_err(io(&stream_dir))? {
-            let v = path
-                .file_name()
-                .and_then(|n| n.to_str())
+        for path in self.live_files(dir)? {
+            let v = layout::file_name_of(&path)
                 .and_then(layout::parse_file_name)
                 .and_then(|(_, v)| v);
             if older(v) && !written.deletes.contains(&path) {
-                rows += row_count(&path);
+                rows += self.storage.parquet_rows(&path)?;
                 written.deletes.push(path);
             }
         }
         // Files of older versions written earlier in this same commit never land.
         let mut kept = Vec::new();
-        for entry in written.renames.drain(..) {
-            if entry.3 == stream && older(entry.2) {
-                rows += row_count(&entry.0);
-                let _ = std::fs::remove_file(&entry.0);
+        for staged in written.staged.drain(..) {
+            if staged.stream == stream && older(staged.version) {
+                rows += staged.rows;
+                self.storage.delete(&staged.temp)?;
             } else {
-                kept.push(entry);
+                kept.push(staged);
             }
         }
-        written.renames = kept;
+        written.staged = kept;
         Ok(rows)
     }
+
+    /// Delta: each table's transaction for this commit.
+    fn delta_transactions(
+        &self,
+        written: &Written,
+        owners: &BTreeMap<String, String>,
+        overwrites: &[String],
+    ) -> Result<BTreeMap<String, PendingTable>> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut tables: BTreeMap<String, PendingTable> = BTreeMap::new();
+        let pending_for = |tables: &mut BTreeMap<String, PendingTable>, dir: &str| {
+            if !tables.contains_key(dir) {
+                let stream = owners.get(dir).cloned().unwrap_or_else(|| dir.to_string());
+                let overwrite = overwrites.contains(&stream);
+                tables.insert(
+                    dir.to_string(),
+                    PendingTable {
+                        stream,
+                        schema: None,
+                        partition_columns: Vec::new(),
+                        actions: Vec::new(),
+                        overwrite,
+                    },
+                );
+            }
+        };
+        for staged in &written.staged {
+            let dir = layout::dir_of(&staged.target).to_string();
+            pending_for(&mut tables, &dir);
+            let table = tables.get_mut(&dir).expect("inserted above");
+            table.actions.push(Action::Add(Add {
+                path: relative_to(&staged.target, &dir),
+                partition_values: staged.partition.iter().cloned().collect(),
+                size: staged.size as i64,
+                modification_time: now,
+                data_change: true,
+                stats: Some(delta::stats(staged.rows)),
+                ..Default::default()
+            }));
+        }
+        for path in &written.deletes {
+            let dir = layout::dir_of(path).to_string();
+            pending_for(&mut tables, &dir);
+            let table = tables.get_mut(&dir).expect("inserted above");
+            table.overwrite = true;
+            table.actions.push(Action::Remove(Remove {
+                path: relative_to(path, &dir),
+                data_change: true,
+                deletion_timestamp: Some(now),
+                ..Default::default()
+            }));
+        }
+        for (dir, table) in tables.iter_mut() {
+            let Some(schema) = written.schemas.get(dir) else {
+                continue;
+            };
+            if schema.new_table || schema.changed {
+                let Some(arrow) = &schema.schema else {
+                    continue;
+                };
+                let stream = &table.stream;
+                table.schema =
+                    Some(delta::to_delta(arrow.fields()).map_err(|e| Error::sink(stream, e))?);
+                table.partition_columns = schema.partition_columns.clone();
+            }
+        }
+        Ok(tables)
+    }
+
+    /// Whether the published file `path` is still live.
+    fn is_live(&mut self, path: &str) -> Result<bool> {
+        match &mut self.format {
+            Format::Parquet => self.storage.exists(path),
+            Format::Delta(tables) => Ok(tables
+                .files(&self.storage, layout::dir_of(path))?
+                .iter()
+                .any(|p| p == path)),
+        }
+    }
 }
 
-fn finish_file(
-    file: OpenFile,
-    written: &mut Written,
-    version: Option<i64>,
-    stream: &str,
-) -> Result<()> {
+fn relative_to(path: &str, dir: &str) -> String {
+    path.strip_prefix(dir)
+        .map(|p| p.trim_start_matches('/'))
+        .unwrap_or(path)
+        .to_string()
+}
+
+fn with_field(schema: &Schema, field: Field) -> Schema {
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(field);
+    Schema::new(fields)
+}
+
+fn finish_file(file: OpenFile, written: &mut Written, stream: &str) -> Result<()> {
     let OpenFile {
-        writer,
-        temp,
-        target,
-        ..
+        writer, mut staged, ..
     } = file;
     let file = writer.into_inner().map_err(|e| Error::sink(stream, e))?;
-    file.sync_all().map_err(io(&temp))?;
-    written
-        .renames
-        .push((temp, target, version, stream.to_string()));
-    Ok(())
-}
-
-fn row_count(path: &Path) -> u64 {
-    File::open(path)
-        .ok()
-        .and_then(|f| SerializedFileReader::new(f).ok())
-        .map_or(0, |r| r.metadata().file_metadata().num_rows().max(0) as u64)
-}
-
-fn move_into_place(temp: &Path, target: &Path) -> Result<()> {
-    std::fs::rename(temp, target).map_err(io(target))?;
-    if let Some(dir) = target.parent() {
-        sync_dir(dir).map_err(io(dir))?;
-    }
+    staged.size = file.finish()?;
+    written.staged.push(staged);
     Ok(())
 }
 
@@ -394,14 +752,40 @@ impl Sink for ParquetSink {
     }
 
     fn check_schema(&mut self, stream: &TargetStream) -> Result<()> {
-        if stream.load_method == LoadMethod::Upsert {
+        let delta = matches!(self.format, Format::Delta(_));
+        if stream.load_method == LoadMethod::Upsert && !delta {
             tracing::info!(
                 stream = stream.name(),
-                "Parquet datasets are append-only: records are appended, not merged by key"
+                "Parquet datasets are append-only: records are appended, not merged by key (table_format: delta merges)"
             );
         }
+        if let (true, LoadMethod::Upsert, Some(PartitionSpec::Column(c))) =
+            (delta, stream.load_method, &self.partition)
+            && stream.key_properties().contains(c)
+        {
+            return Err(Error::sink(
+                stream.name(),
+                format!(
+                    "partition_by '{c}' is a key property: upserts need the key in the data files"
+                ),
+            ));
+        }
         let mut owners = self.log.streams.clone();
-        self.stream_dir(stream.name(), &mut owners).map(|_| ())
+        let dir = self.stream_dir(stream.name(), &mut owners)?;
+        if let Format::Delta(tables) = &mut self.format {
+            // A type change the table cannot take fails here, before the stream's records.
+            let current = match self.declared.get(&dir) {
+                Some(schema) => Some(schema.clone()),
+                None => tables
+                    .state(&self.storage, &dir)?
+                    .schema
+                    .map(|s| s.as_ref().clone()),
+            };
+            let empty = RecordBatch::new_empty(stream.arrow_schema.clone());
+            let (_, grown) = delta::conform(stream.name(), current.as_ref(), &empty)?;
+            self.declared.insert(dir, grown);
+        }
+        Ok(())
     }
 
     fn commit(&mut self, commit: Commit) -> Result<Vec<(String, LoadStats)>> {
@@ -411,14 +795,14 @@ impl Sink for ParquetSink {
         let mut written = Written::default();
         let mut all_stats = Vec::new();
         let mut provisional = self.log.provisional.clone();
+        let mut overwrites = Vec::new();
         let result = (|| {
             for stream in &commit.retract {
                 let mut stats = LoadStats::default();
                 for file in provisional.remove(stream).unwrap_or_default() {
-                    let path = self.root.join(&file);
-                    if path.exists() {
-                        stats.deleted += row_count(&path);
-                        written.deletes.push(path);
+                    if self.is_live(&file)? {
+                        stats.deleted += self.storage.parquet_rows(&file)?;
+                        written.deletes.push(file);
                     }
                 }
                 if stats.deleted > 0 {
@@ -445,68 +829,78 @@ impl Sink for ParquetSink {
             }
             if commit.swap_overwrite {
                 for (name, from) in std::mem::take(&mut overwrite_from) {
-                    let dir = self.root.join(dir_name(&name));
-                    for path in layout::data_files(&dir).map_err(io(&dir))? {
-                        let seq_of = path
-                            .file_name()
-                            .and_then(|n| n.to_str())
+                    let dir = dir_name(&name);
+                    for path in self.live_files(&dir)? {
+                        let seq_of = layout::file_name_of(&path)
                             .and_then(layout::parse_file_name)
                             .map_or(0, |(s, _)| s);
                         if seq_of < from && !written.deletes.contains(&path) {
                             written.deletes.push(path);
                         }
                     }
+                    overwrites.push(name);
                 }
             }
             Ok::<(), Error>(())
         })();
         if let Err(e) = result {
-            for (temp, ..) in &written.renames {
-                let _ = std::fs::remove_file(temp);
+            for staged in &written.staged {
+                let _ = self.storage.delete(&staged.temp);
             }
             return Err(e);
         }
         if commit.provisional {
-            for (_, target, _, stream) in &written.renames {
+            for staged in &written.staged {
                 let overwrite = commit.streams.iter().any(|c| {
-                    c.stream.name() == stream && c.stream.load_method == LoadMethod::Overwrite
+                    c.stream.name() == staged.stream
+                        && c.stream.load_method == LoadMethod::Overwrite
                 });
                 if !overwrite {
                     provisional
-                        .entry(stream.clone())
+                        .entry(staged.stream.clone())
                         .or_default()
-                        .push(self.relative(target));
+                        .push(staged.target.clone());
                 }
             }
         }
         for stream in &commit.settle {
             provisional.remove(stream);
         }
+        let (renames, deletes, delta) = match &self.format {
+            Format::Parquet => (
+                written
+                    .staged
+                    .iter()
+                    .map(|s| (s.temp.clone(), s.target.clone()))
+                    .collect(),
+                written.deletes.clone(),
+                BTreeMap::new(),
+            ),
+            Format::Delta(_) => (
+                Vec::new(),
+                Vec::new(),
+                self.delta_transactions(&written, &owners, &overwrites)?,
+            ),
+        };
         let log = CommitLog {
             seq,
             marker: commit.marker,
-            renames: written
-                .renames
-                .iter()
-                .map(|(t, f, ..)| (self.relative(t), self.relative(f)))
-                .collect(),
-            deletes: written.deletes.iter().map(|p| self.relative(p)).collect(),
+            renames,
+            deletes,
             streams: owners,
             overwrite_from,
             provisional,
+            format: Some(match self.format {
+                Format::Parquet => TableFormat::Parquet,
+                Format::Delta(_) => TableFormat::Delta,
+            }),
+            delta,
         };
         let bytes = serde_json::to_vec_pretty(&log).map_err(Error::destination)?;
-        write_atomic(&self.root.join(COMMIT_LOG), &bytes)?;
+        self.storage.put_atomic(COMMIT_LOG, bytes)?;
         self.log = log;
-        // The commit is durable; finishing it is idempotent and redone on restart if cut.
-        for (temp, target, ..) in &written.renames {
-            move_into_place(temp, target)?;
-        }
-        for path in &written.deletes {
-            if path.exists() {
-                std::fs::remove_file(path).map_err(io(path))?;
-            }
-        }
+        // The commit is durable; publishing it is idempotent and redone on restart if cut.
+        self.publish()?;
         Ok(all_stats)
     }
 }

@@ -413,27 +413,27 @@ fn parquet_batch_files_load_with_and_without_stream_maps() {
     }
 }
 
-/// An object-storage URL is refused before anything is written (not a local folder named
-/// `s3:`); a `file://` URL is a local directory; an unknown setting is named in a warning,
-/// without its value.
+/// A URL scheme without an object store is refused before anything is written (not a
+/// local folder named `ftp:`); a `file://` URL is a local directory; an unknown setting is
+/// named in a warning, without its value. (Object stores: tests/lake.rs.)
 #[test]
 fn destination_urls_and_unknown_settings_are_reported() {
     let dir = tempfile::tempdir().expect("tmp");
-    let s3 = load_into(
+    let ftp = load_into(
         dir,
         &fixture("many_states.singer"),
-        json!({"destination_path": "s3://bucket/prefix"}),
+        json!({"destination_path": "ftp://host/prefix"}),
     );
-    assert!(!s3.output.status.success());
-    let stderr = s3.stderr();
+    assert!(!ftp.output.status.success());
+    let stderr = ftp.stderr();
     assert!(
-        stderr.contains("s3://bucket/prefix") && stderr.contains("not supported"),
+        stderr.contains("ftp://host/prefix") && stderr.contains("not supported"),
         "{stderr}"
     );
     assert!(
-        std::fs::read_dir(s3.dir.path())
+        std::fs::read_dir(ftp.dir.path())
             .expect("dir")
-            .all(|e| { e.map(|e| e.file_name() != "s3:").unwrap_or(true) })
+            .all(|e| { e.map(|e| e.file_name() != "ftp:").unwrap_or(true) })
     );
     let dir = tempfile::tempdir().expect("tmp");
     let lake = dir.path().join("lake");
