@@ -87,7 +87,7 @@ impl S3Server {
     pub fn storage_options(&self) -> Value {
         json!({
             "aws_endpoint": self.endpoint,
-            "aws_allow_http": "true",
+            "aws_allow_http": true,
             "aws_region": "us-east-1",
             "aws_access_key_id": ACCESS_KEY,
             "aws_secret_access_key": SECRET_KEY,

@@ -37,6 +37,39 @@ pub enum TableFormat {
     Delta,
 }
 
+/// A `storage_options` value: text, or a YAML/JSON boolean or number (`aws_allow_http:
+/// true`), passed on as text.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OptionValue {
+    /// Text.
+    Text(String),
+    /// A boolean.
+    Flag(bool),
+    /// A number.
+    Number(serde_json::Number),
+}
+
+impl std::fmt::Display for OptionValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OptionValue::Text(s) => f.write_str(s),
+            OptionValue::Flag(b) => write!(f, "{b}"),
+            OptionValue::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl Config {
+    /// `storage_options` as the object store takes them.
+    pub fn storage_options(&self) -> BTreeMap<String, String> {
+        self.storage_options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect()
+    }
+}
+
 /// The target's config.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 pub struct Config {
@@ -54,7 +87,7 @@ pub struct Config {
     /// are read too, these override them.
     #[serde(default)]
     #[schemars(extend("secret" = true, "writeOnly" = true))]
-    pub storage_options: BTreeMap<String, String>,
+    pub storage_options: BTreeMap<String, OptionValue>,
     /// Delta: write a checkpoint every this many commits of a table.
     #[serde(default = "default_checkpoint_interval")]
     #[schemars(range(min = 1))]

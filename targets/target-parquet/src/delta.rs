@@ -197,6 +197,21 @@ impl DeltaTables {
         }
         let interval = self.checkpoint_interval;
         let table = self.table(storage, dir)?;
+        if table.snapshot().is_err() {
+            // Publishing again a commit whose table is gone (removed by hand since): its
+            // files went with it; recreating the table from them would point at nothing.
+            for action in &pending.actions {
+                if let Action::Add(add) = action
+                    && !storage.exists(&format!("{dir}/{}", add.path))?
+                {
+                    tracing::warn!(
+                        table = dir,
+                        "the table of the last commit is gone with its files; not recreating it"
+                    );
+                    return Ok(());
+                }
+            }
+        }
         let txn = Transaction::new(app_id(&pending.stream), seq as i64);
         let properties = CommitProperties::default()
             .with_application_transaction(txn)
@@ -409,19 +424,49 @@ fn only_adds_fields(current: &ArrowType, grown: &ArrowType) -> bool {
     }
 }
 
+/// A batch in a table's types, and what it does to the table.
+pub struct Conformed {
+    /// The rows, in the table's types.
+    pub batch: RecordBatch,
+    /// The table's schema after them.
+    pub schema: Schema,
+    /// Existing columns whose type widened (an integer column now `double`, a scalar
+    /// column now text): the table's files are rewritten with the new type.
+    pub retyped: Vec<String>,
+}
+
+/// `column` as `target`'s type without losing values: [`cast_exact`], or any scalar as
+/// text (the widening to text that target-duckdb also does).
+///
+/// [`cast_exact`]: singer_target::decoder::cast_exact
+pub fn widen_array(column: &ArrayRef, field: &Field, target: &Field) -> Result<Option<ArrayRef>> {
+    if column.data_type() == target.data_type() {
+        return Ok(Some(column.clone()));
+    }
+    if let Some(exact) = singer_target::decoder::cast_exact(column, field, target)? {
+        return Ok(Some(exact));
+    }
+    let scalar = !matches!(
+        column.data_type(),
+        ArrowType::Struct(_) | ArrowType::List(_)
+    );
+    if target.data_type() == &ArrowType::Utf8 && scalar {
+        return Ok(Some(arrow::compute::cast(column, &ArrowType::Utf8)?));
+    }
+    Ok(None)
+}
+
 /// `batch` in the table's types, and the table's schema after it: new columns (and new
 /// struct fields) are added; a column whose values the table's type already holds (an
-/// integer in a double column, any scalar in a text column) is converted; any other type
-/// change is an error naming both types, since a Delta table cannot change a column's type
-/// without rewriting it.
-pub fn conform(
-    stream: &str,
-    table: Option<&Schema>,
-    batch: &RecordBatch,
-) -> Result<(RecordBatch, Schema)> {
+/// integer in a double column, any scalar in a text column) is converted; a column whose
+/// type widens as target-duckdb widens it (integer to double, scalars to text) takes the
+/// new type, listed in [`Conformed::retyped`] for the caller to rewrite the table's files;
+/// any other change is an error naming both types.
+pub fn conform(stream: &str, table: Option<&Schema>, batch: &RecordBatch) -> Result<Conformed> {
     let mut table_fields: Vec<Field> = table
         .map(|s| s.fields().iter().map(|f| f.as_ref().clone()).collect())
         .unwrap_or_default();
+    let mut retyped = Vec::new();
     let mut fields = Vec::with_capacity(batch.num_columns());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
@@ -433,19 +478,20 @@ pub fn conform(
                 f
             }
             Some(existing) => {
-                let grown = widen(existing.data_type(), &wanted)
-                    .filter(|g| only_adds_fields(existing.data_type(), g))
-                    .ok_or_else(|| {
-                        Error::sink(
-                            stream,
-                            format!(
-                                "column '{}' is {} in the Delta table and the stream's schema makes it {}: a Delta table cannot change a column's type",
-                                field.name(),
-                                existing.data_type(),
-                                wanted
-                            ),
-                        )
-                    })?;
+                let grown = widen(existing.data_type(), &wanted).ok_or_else(|| {
+                    Error::sink(
+                        stream,
+                        format!(
+                            "column '{}' is {} in the Delta table and the stream's schema makes it {}: no type holds both",
+                            field.name(),
+                            existing.data_type(),
+                            wanted
+                        ),
+                    )
+                })?;
+                if !only_adds_fields(existing.data_type(), &grown) {
+                    retyped.push(field.name().to_string());
+                }
                 *existing = Field::new(field.name(), grown, true);
                 existing.clone()
             }
@@ -455,10 +501,8 @@ pub fn conform(
             ArrowType::Time64(_) | ArrowType::Time32(_)
         ) {
             arrow::compute::cast(column, &ArrowType::Utf8)?
-        } else if column.data_type() == target.data_type() {
-            column.clone()
         } else {
-            singer_target::decoder::cast_exact(column, field, &target)?.ok_or_else(|| {
+            widen_array(column, field, &target)?.ok_or_else(|| {
                 Error::sink(
                     stream,
                     format!(
@@ -477,13 +521,16 @@ pub fn conform(
         columns.push(converted);
     }
     let rows = batch.num_rows();
-    let conformed = RecordBatch::try_new_with_options(
+    let batch = RecordBatch::try_new_with_options(
         Arc::new(Schema::new(fields)),
         columns,
         &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
     )?;
-    debug_assert!(conformed.columns().iter().all(|c| c.len() == rows));
-    Ok((conformed, Schema::new(table_fields)))
+    Ok(Conformed {
+        batch,
+        schema: Schema::new(table_fields),
+        retyped,
+    })
 }
 
 /// Refuses a partition column whose values Delta readers would not parse back from the
@@ -536,7 +583,7 @@ mod tests {
     }
 
     #[test]
-    fn conform_adds_columns_widens_into_the_table_and_refuses_a_type_change() {
+    fn conform_adds_columns_widens_types_and_refuses_what_no_type_holds() {
         let table = Schema::new(vec![
             Field::new("id", ArrowType::Int64, true),
             Field::new("score", ArrowType::Float64, true),
@@ -551,7 +598,12 @@ mod tests {
             ),
         ])
         .expect("batch");
-        let (out, schema) = conform("s", Some(&table), &batch).expect("conforms");
+        let Conformed {
+            batch: out,
+            schema,
+            retyped,
+        } = conform("s", Some(&table), &batch).expect("conforms");
+        assert!(retyped.is_empty());
         assert_eq!(out.column(1).data_type(), &ArrowType::Float64);
         assert_eq!(out.column(3).data_type(), &ArrowType::Utf8);
         assert_eq!(
@@ -569,10 +621,21 @@ mod tests {
             Arc::new(arrow::array::Float64Array::from(vec![1.5])) as ArrayRef,
         )])
         .expect("batch");
-        let err = conform("s", Some(&narrow), &doubles).expect_err("long to double");
+        let widened = conform("s", Some(&narrow), &doubles).expect("long to double");
+        assert_eq!(widened.retyped, ["score"]);
+        assert_eq!(widened.schema.field(0).data_type(), &ArrowType::Float64);
+
+        let structs = Schema::new(vec![Field::new(
+            "score",
+            ArrowType::Struct(Fields::from(vec![Field::new("a", ArrowType::Int64, true)])),
+            true,
+        )]);
+        let err = conform("s", Some(&structs), &doubles)
+            .err()
+            .expect("struct to double");
         let text = err.to_string();
         assert!(
-            text.contains("'score'") && text.contains("Int64") && text.contains("Float64"),
+            text.contains("'score'") && text.contains("Struct") && text.contains("Float64"),
             "{text}"
         );
     }

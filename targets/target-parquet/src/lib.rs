@@ -37,7 +37,7 @@ mod sink;
 pub mod storage;
 mod upsert;
 
-pub use config::{Compression, Config, TableFormat, about};
+pub use config::{Compression, Config, OptionValue, TableFormat, about};
 pub use sink::ParquetSink;
 
 /// The directory (under `destination_path`) of a stream's dataset.

@@ -96,7 +96,7 @@ struct Written {
 impl ParquetSink {
     /// Opens the destination, finishing an interrupted commit and removing leftovers.
     pub fn open(config: &Config) -> Result<Self> {
-        let storage = Storage::open(&config.destination_path, &config.storage_options)?;
+        let storage = Storage::open(&config.destination_path, &config.storage_options())?;
         let codec = match config.compression {
             Compression::Zstd => Codec::ZSTD(ZstdLevel::default()),
             Compression::Snappy => Codec::SNAPPY,
@@ -136,7 +136,14 @@ impl ParquetSink {
             TableFormat::Parquet => Format::Parquet,
             TableFormat::Delta => Format::Delta(DeltaTables::new(config.checkpoint_interval)),
         };
-        let default_max = if storage.remote().is_some() {
+        let remote_parquet =
+            storage.remote().is_some() && config.table_format == TableFormat::Parquet;
+        if remote_parquet && config.max_file_size_mb.is_some_and(|mb| mb > 5.0 * 1024.0) {
+            return Err(Error::config(vec![
+                "max_file_size_mb: files are published on object storage by a server-side copy, which S3 allows up to 5120 MB".into(),
+            ]));
+        }
+        let default_max = if remote_parquet {
             REMOTE_MAX_FILE_BYTES
         } else {
             usize::MAX
@@ -194,15 +201,14 @@ impl ParquetSink {
                 }
             }
             Format::Delta(_) => {
-                for dir in self.log.streams.keys() {
-                    for path in self.storage.list(dir)? {
-                        let seq = layout::file_name_of(&path)
-                            .and_then(layout::parse_file_name)
-                            .map(|(seq, _)| seq);
-                        if seq.is_some_and(|s| s > self.log.seq) {
-                            tracing::info!(file = %path, "removing a data file of an interrupted commit");
-                            self.storage.delete(&path)?;
-                        }
+                // In every directory: the interrupted commit may have been a new stream's.
+                for path in self.storage.list("")? {
+                    let seq = layout::file_name_of(&path)
+                        .and_then(layout::parse_file_name)
+                        .map(|(seq, _)| seq);
+                    if seq.is_some_and(|s| s > self.log.seq) {
+                        tracing::info!(file = %path, "removing a data file of an interrupted commit");
+                        self.storage.delete(&path)?;
                     }
                 }
             }
@@ -255,12 +261,19 @@ impl ParquetSink {
         for op in &changes.operations {
             match op {
                 Operation::Schema(stream) => {
+                    if stream.key_properties() != keys.as_slice() {
+                        // Rows buffered so far merge on the keys they came with.
+                        let rows = std::mem::take(&mut upserts);
+                        self.merge(
+                            seq, &mut n, dir, &name, &keys, rows, &mut open, written, stats,
+                        )?;
+                    }
                     self.close_all(&mut open, written, &name)?;
                     keys = stream.key_properties().to_vec();
                 }
                 Operation::Rows(batch) => {
                     stats.batches += 1;
-                    let batch = self.conform_to_table(dir, batch, &name, written)?;
+                    let batch = self.conform_to_table(seq, &mut n, dir, batch, &name, written)?;
                     if upsert && !keys.is_empty() {
                         upserts.push(batch);
                     } else {
@@ -352,69 +365,27 @@ impl ParquetSink {
         let (keys, rows) = Keys::last_per_key(&all, key_properties, name)?;
         // Files of this commit are read back too: finish them first.
         self.close_all(open, written, name)?;
-        let mut candidates: Vec<(String, bool)> = self
-            .live_files(dir)?
-            .into_iter()
-            .filter(|p| !written.deletes.contains(p))
-            .map(|p| (p, true))
-            .collect();
-        candidates.extend(
-            written
-                .staged
-                .iter()
-                .filter(|s| s.stream == name)
-                .map(|s| (s.temp.clone(), false)),
-        );
         let mut replaced = 0u64;
-        for (path, live) in candidates {
+        for (path, live) in self.files_to_scan(dir, name, written)? {
             let mut hit = false;
-            for batch in self.storage.parquet_batches(&path, Some(keys.names()))? {
-                if keys.keep(&batch, name)?.is_some() {
-                    hit = true;
-                    break;
-                }
-            }
+            self.storage
+                .parquet_scan(&path, Some(keys.names()), &mut |batch| {
+                    hit = keys.keep(&batch, name)?.is_some();
+                    Ok(!hit)
+                })?;
             if !hit {
                 continue;
             }
             // Rewrite the file without the keys the commit brings again.
-            let key = self.key_of_file(dir, &path);
-            let mut rest: Option<OpenFile> = None;
-            for batch in self.storage.parquet_batches(&path, None)? {
-                let batch = match keys.keep(&batch, name)? {
+            self.rewrite_file(seq, n, dir, name, &path, live, written, &mut |batch| {
+                Ok(match keys.keep(&batch, name)? {
                     Some(keep) => {
                         replaced += (batch.num_rows() - keep.true_count()) as u64;
                         upsert::filtered(&batch, &keep)?
                     }
                     None => batch,
-                };
-                if batch.num_rows() == 0 {
-                    continue;
-                }
-                if rest.as_ref().is_some_and(|f| f.schema != batch.schema())
-                    && let Some(f) = rest.take()
-                {
-                    finish_file(f, written, name)?;
-                }
-                if rest.is_none() {
-                    *n += 1;
-                    rest = Some(self.new_file(seq, *n, dir, &key, batch.schema(), name)?);
-                }
-                let file = rest.as_mut().expect("opened above");
-                file.writer
-                    .write(&batch)
-                    .map_err(|e| Error::sink(name, e))?;
-                file.staged.rows += batch.num_rows() as u64;
-            }
-            if let Some(f) = rest {
-                finish_file(f, written, name)?;
-            }
-            if live {
-                written.deletes.push(path);
-            } else {
-                written.staged.retain(|s| s.temp != path);
-                self.storage.delete(&path)?;
-            }
+                })
+            })?;
         }
         stats.updated += replaced;
         stats.inserted += (rows.num_rows() as u64).saturating_sub(replaced);
@@ -438,6 +409,8 @@ impl ParquetSink {
     /// Delta: the batch in the table's types, the table's schema grown to take it.
     fn conform_to_table(
         &mut self,
+        seq: u64,
+        n: &mut usize,
         dir: &str,
         batch: &RecordBatch,
         stream: &str,
@@ -447,6 +420,17 @@ impl ParquetSink {
             return Ok(batch.clone());
         };
         if !written.schemas.contains_key(dir) {
+            if let Some(version) = tables.version_of(&self.storage, dir, stream)?
+                && version > self.log.seq as i64
+            {
+                return Err(Error::sink(
+                    stream,
+                    format!(
+                        "the Delta table holds commit {version} of this target, the destination's {COMMIT_LOG} only {}: was the commit log removed or replaced? Restore it, or write to another destination_path",
+                        self.log.seq
+                    ),
+                ));
+            }
             let state = tables.state(&self.storage, dir)?;
             let wanted: Vec<String> = self.partition.iter().map(|p| p.delta_column()).collect();
             if state.schema.is_some() && state.partition_columns != wanted {
@@ -469,7 +453,11 @@ impl ParquetSink {
             );
         }
         let entry = written.schemas.get_mut(dir).expect("inserted above");
-        let (batch, mut grown) = delta::conform(stream, entry.schema.as_deref(), batch)?;
+        let delta::Conformed {
+            batch,
+            schema: mut grown,
+            retyped,
+        } = delta::conform(stream, entry.schema.as_deref(), batch)?;
         if let Some(spec) = &self.partition {
             let column = spec.delta_column();
             match spec {
@@ -491,9 +479,156 @@ impl ParquetSink {
         }
         if entry.schema.as_deref() != Some(&grown) {
             entry.changed = true;
-            entry.schema = Some(Arc::new(grown));
+            entry.schema = Some(Arc::new(grown.clone()));
+        }
+        if !retyped.is_empty() {
+            self.retype(seq, n, dir, stream, &grown, &retyped, written)?;
         }
         Ok(batch)
+    }
+
+    /// Delta: rewrites the table's files (and this commit's) with the `retyped` columns in
+    /// their widened types from `schema`, in the same transaction as the rows that widened
+    /// them, so every file agrees with the table's schema.
+    #[allow(clippy::too_many_arguments)]
+    fn retype(
+        &mut self,
+        seq: u64,
+        n: &mut usize,
+        dir: &str,
+        stream: &str,
+        schema: &Schema,
+        retyped: &[String],
+        written: &mut Written,
+    ) -> Result<()> {
+        if let Some(spec) = &self.partition
+            && retyped.iter().any(|c| *c == spec.delta_column())
+        {
+            return Err(Error::sink(
+                stream,
+                format!(
+                    "partition column '{}' cannot change its type",
+                    spec.delta_column()
+                ),
+            ));
+        }
+        tracing::info!(
+            stream,
+            columns = ?retyped,
+            "column types widen: rewriting the Delta table's files in this commit's transaction"
+        );
+        for (path, live) in self.files_to_scan(dir, stream, written)? {
+            self.rewrite_file(seq, n, dir, stream, &path, live, written, &mut |batch| {
+                let batch_schema = batch.schema();
+                let mut fields = Vec::with_capacity(batch.num_columns());
+                let mut columns = Vec::with_capacity(batch.num_columns());
+                for (field, column) in batch_schema.fields().iter().zip(batch.columns()) {
+                    let target = schema
+                        .field_with_name(field.name())
+                        .ok()
+                        .filter(|_| retyped.contains(field.name()));
+                    let Some(target) = target else {
+                        fields.push(field.as_ref().clone());
+                        columns.push(column.clone());
+                        continue;
+                    };
+                    let widened = delta::widen_array(column, field, target)?.ok_or_else(|| {
+                        Error::sink(
+                            stream,
+                            format!(
+                                "column '{}': {} values in {path} do not fit {}",
+                                field.name(),
+                                column.data_type(),
+                                target.data_type()
+                            ),
+                        )
+                    })?;
+                    fields.push(Field::new(field.name(), widened.data_type().clone(), true));
+                    columns.push(widened);
+                }
+                Ok(RecordBatch::try_new(
+                    Arc::new(Schema::new(fields)),
+                    columns,
+                )?)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The data files an upsert or a type change must look at: the stream's live files not
+    /// already going, and the files this commit wrote for it; each with whether it is live.
+    fn files_to_scan(
+        &mut self,
+        dir: &str,
+        stream: &str,
+        written: &Written,
+    ) -> Result<Vec<(String, bool)>> {
+        let mut files: Vec<(String, bool)> = self
+            .live_files(dir)?
+            .into_iter()
+            .filter(|p| !written.deletes.contains(p))
+            .map(|p| (p, true))
+            .collect();
+        files.extend(
+            written
+                .staged
+                .iter()
+                .filter(|s| s.stream == stream)
+                .map(|s| (s.temp.clone(), false)),
+        );
+        Ok(files)
+    }
+
+    /// Replaces the data file `path` by files of its batches passed through `transform`
+    /// (empty results dropped), with the same partition and version: the old file is
+    /// removed by this commit (live) or deleted at once (written by this commit).
+    #[allow(clippy::too_many_arguments)]
+    fn rewrite_file(
+        &mut self,
+        seq: u64,
+        n: &mut usize,
+        dir: &str,
+        stream: &str,
+        path: &str,
+        live: bool,
+        written: &mut Written,
+        transform: &mut dyn FnMut(RecordBatch) -> Result<RecordBatch>,
+    ) -> Result<()> {
+        let key = self.key_of_file(dir, path);
+        let mut rest: Option<OpenFile> = None;
+        let mut finished = Vec::new();
+        self.storage.parquet_scan(path, None, &mut |batch| {
+            let batch = transform(batch)?;
+            if batch.num_rows() == 0 {
+                return Ok(true);
+            }
+            if rest.as_ref().is_some_and(|f| f.schema != batch.schema())
+                && let Some(f) = rest.take()
+            {
+                finished.push(f);
+            }
+            if rest.is_none() {
+                *n += 1;
+                rest = Some(self.new_file(seq, *n, dir, &key, batch.schema(), stream)?);
+            }
+            let file = rest.as_mut().expect("opened above");
+            file.writer
+                .write(&batch)
+                .map_err(|e| Error::sink(stream, e))?;
+            file.staged.rows += batch.num_rows() as u64;
+            Ok(true)
+        })?;
+        finished.extend(rest);
+        for f in finished {
+            finish_file(f, written, stream)?;
+        }
+        if live {
+            written.deletes.push(path.to_string());
+        } else {
+            written.staged.retain(|s| s.temp != path);
+            self.storage.delete(path)?;
+        }
+        Ok(())
     }
 
     /// Splits a batch by (partition value, version); a partition column leaves the data.
@@ -753,6 +888,14 @@ impl Sink for ParquetSink {
 
     fn check_schema(&mut self, stream: &TargetStream) -> Result<()> {
         let delta = matches!(self.format, Format::Delta(_));
+        if stream.load_method == LoadMethod::Upsert && delta && !stream.key_properties().is_empty()
+        {
+            tracing::info!(
+                stream = stream.name(),
+                keys = ?stream.key_properties(),
+                "upserting on the key properties: each commit rewrites the Delta table's files that hold its keys (load_method: append-only appends instead)"
+            );
+        }
         if stream.load_method == LoadMethod::Upsert && !delta {
             tracing::info!(
                 stream = stream.name(),
@@ -782,8 +925,8 @@ impl Sink for ParquetSink {
                     .map(|s| s.as_ref().clone()),
             };
             let empty = RecordBatch::new_empty(stream.arrow_schema.clone());
-            let (_, grown) = delta::conform(stream.name(), current.as_ref(), &empty)?;
-            self.declared.insert(dir, grown);
+            let conformed = delta::conform(stream.name(), current.as_ref(), &empty)?;
+            self.declared.insert(dir, conformed.schema);
         }
         Ok(())
     }
@@ -850,12 +993,20 @@ impl Sink for ParquetSink {
             return Err(e);
         }
         if commit.provisional {
+            let delta = matches!(self.format, Format::Delta(_));
             for staged in &written.staged {
-                let overwrite = commit.streams.iter().any(|c| {
+                // Appended rows are provisional: overwrite loads are staged, and Delta
+                // upserts are merged, so replaying them is harmless (and their files hold
+                // rewritten rows of earlier commits, which a retraction must not remove).
+                let appended = commit.streams.iter().any(|c| {
                     c.stream.name() == staged.stream
-                        && c.stream.load_method == LoadMethod::Overwrite
+                        && match c.stream.load_method {
+                            LoadMethod::AppendOnly => true,
+                            LoadMethod::Upsert => !delta || c.stream.key_properties().is_empty(),
+                            LoadMethod::Overwrite => false,
+                        }
                 });
-                if !overwrite {
+                if appended {
                     provisional
                         .entry(staged.stream.clone())
                         .or_default()

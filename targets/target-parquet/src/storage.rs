@@ -89,7 +89,8 @@ impl Storage {
         let place = match Url::parse(destination) {
             Ok(url) if url.scheme().len() > 1 && url.scheme() != "file" => {
                 let store = remote_store(&url, options).map_err(&refuse)?;
-                let prefix = ObjectPath::parse(url.path()).map_err(|e| refuse(e.to_string()))?;
+                let prefix =
+                    ObjectPath::from_url_path(url.path()).map_err(|e| refuse(e.to_string()))?;
                 Place::Remote(Remote { store, prefix, url })
             }
             _ => {
@@ -156,7 +157,7 @@ impl Storage {
             Place::Local(root) => {
                 let path = root.join(rel);
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                    create_dirs_durably(root, dir)?;
                 }
                 let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
                 Ok(FileWriter::Local { file, path })
@@ -244,15 +245,21 @@ impl Storage {
         })
     }
 
-    /// The Parquet file `rel` as Arrow batches: all columns, or the top-level columns named
-    /// in `only` that the file has. Remote files are read by ranges (footer, then the
-    /// column chunks wanted), not downloaded whole.
-    pub fn parquet_batches(&self, rel: &str, only: Option<&[String]>) -> Result<Vec<RecordBatch>> {
-        let bad = |e: &dyn std::fmt::Display| self.error(rel, format!("cannot read Parquet: {e}"));
-        fn read<R: ChunkReader + 'static>(
+    /// Reads the Parquet file `rel` batch by batch into `each` (which returns `false` to
+    /// stop): all columns, or the top-level columns named in `only` that the file has.
+    /// Remote files are read by ranges (the footer, then the column chunks wanted), never
+    /// downloaded or held whole.
+    pub fn parquet_scan(
+        &self,
+        rel: &str,
+        only: Option<&[String]>,
+        each: &mut dyn FnMut(RecordBatch) -> Result<bool>,
+    ) -> Result<()> {
+        fn scan<R: ChunkReader + 'static>(
             source: R,
             only: Option<&[String]>,
-        ) -> parquet::errors::Result<Vec<RecordBatch>> {
+            each: &mut dyn FnMut(RecordBatch) -> Result<bool>,
+        ) -> Result<(), ScanError> {
             let builder = ParquetRecordBatchReaderBuilder::try_new(source)?;
             let builder = match only {
                 Some(names) => {
@@ -269,21 +276,26 @@ impl Storage {
                 }
                 None => builder,
             };
-            builder
-                .build()?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+            for batch in builder.build()? {
+                let batch = batch.map_err(|e| ScanError::Read(e.to_string()))?;
+                if !each(batch).map_err(ScanError::Caller)? {
+                    break;
+                }
+            }
+            Ok(())
         }
-        match &self.place {
+        let result = match &self.place {
             Place::Local(root) => {
                 let path = root.join(rel);
                 let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-                read(file, only).map_err(|e| bad(&e))
+                scan(file, only, each)
             }
-            Place::Remote(remote) => {
-                read(self.remote_file(remote, rel)?, only).map_err(|e| bad(&e))
-            }
-        }
+            Place::Remote(remote) => scan(self.remote_file(remote, rel)?, only, each),
+        };
+        result.map_err(|e| match e {
+            ScanError::Read(e) => self.error(rel, format!("cannot read Parquet: {e}")),
+            ScanError::Caller(e) => e,
+        })
     }
 
     /// Whether `rel` exists.
@@ -388,7 +400,41 @@ impl Storage {
     }
 }
 
+/// Why a scan stopped: the file, or the caller.
+enum ScanError {
+    Read(String),
+    Caller(Error),
+}
+
+impl From<parquet::errors::ParquetError> for ScanError {
+    fn from(e: parquet::errors::ParquetError) -> Self {
+        ScanError::Read(e.to_string())
+    }
+}
+
+/// Creates `dir` (under `root`) and the directories above it that are missing, syncing
+/// each new one's parent so its name survives a power cut, as the file inside it will.
+fn create_dirs_durably(root: &Path, dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.exists() && at.starts_with(root) && at != root {
+        missing.push(at.to_path_buf());
+        match at.parent() {
+            Some(p) => at = p,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    for created in missing.iter().rev() {
+        if let Some(parent) = created.parent() {
+            sync_dir(parent).map_err(|e| Error::io(parent, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// An object read by ranges, for the Parquet reader.
+#[derive(Clone)]
 struct RemoteFile {
     store: Arc<dyn ObjectStore>,
     path: ObjectPath,
@@ -402,13 +448,47 @@ impl Length for RemoteFile {
     }
 }
 
+/// What a sequential read of a remote file fetches at a time: the Parquet reader reads
+/// page headers this way, and a read to the end of the file would fetch all of it.
+const READ_AHEAD: u64 = 1024 * 1024;
+
+/// A sequential reader of a remote file from some offset, fetching [`READ_AHEAD`] bytes
+/// at a time as it is read.
+struct RangeReader {
+    file: RemoteFile,
+    pos: u64,
+    buffered: Bytes,
+}
+
+impl std::io::Read for RangeReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.buffered.is_empty() {
+            let length = READ_AHEAD.min(self.file.size.saturating_sub(self.pos));
+            if length == 0 {
+                return Ok(0);
+            }
+            self.buffered = self
+                .file
+                .get_bytes(self.pos, length as usize)
+                .map_err(std::io::Error::other)?;
+            self.pos += length;
+        }
+        let n = out.len().min(self.buffered.len());
+        out[..n].copy_from_slice(&self.buffered[..n]);
+        bytes::Buf::advance(&mut self.buffered, n);
+        Ok(n)
+    }
+}
+
 impl ChunkReader for RemoteFile {
-    type T = bytes::buf::Reader<Bytes>;
+    type T = RangeReader;
 
     fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
-        use bytes::Buf;
-        let length = self.size.saturating_sub(start) as usize;
-        Ok(self.get_bytes(start, length)?.reader())
+        Ok(RangeReader {
+            file: self.clone(),
+            pos: start,
+            buffered: Bytes::new(),
+        })
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
@@ -497,6 +577,10 @@ impl FileWriter {
         match self {
             FileWriter::Local { file, path } => {
                 file.sync_all().map_err(|e| Error::io(&path, e))?;
+                // Delta files keep this name: their directory entry must be durable too.
+                if let Some(dir) = path.parent() {
+                    sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+                }
                 let size = file.metadata().map_err(|e| Error::io(&path, e))?.len();
                 Ok(size)
             }

@@ -42,7 +42,7 @@ fn key_columns(
                 return Ok(column.clone());
             }
             let source = batch.schema().field_with_name(name)?.clone();
-            singer_target::decoder::cast_exact(column, &source, field)?.ok_or_else(|| {
+            crate::delta::widen_array(column, &source, field)?.ok_or_else(|| {
                 Error::sink(
                     stream,
                     format!(
@@ -77,7 +77,7 @@ pub fn unify(batches: &[RecordBatch], stream: &str) -> Result<RecordBatch> {
                     Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
                     Some(c) => {
                         let source = b.schema().field_with_name(f.name())?.clone();
-                        singer_target::decoder::cast_exact(c, &source, f)?.ok_or_else(|| {
+                        crate::delta::widen_array(c, &source, f)?.ok_or_else(|| {
                             Error::sink(
                                 stream,
                                 format!(

@@ -201,44 +201,81 @@ fn delta_tables_on_s3_with_partitions_schema_growth_and_versions() {
     assert_eq!(events_again["rows"], 3, "the other table is untouched");
 }
 
+/// Reads a local Delta table: the reader's JSON summary.
+fn read_local(venv: &Path, table: &Path, id_col: &str) -> Value {
+    let out = run_python(
+        venv,
+        READ,
+        &["delta", &table.to_string_lossy(), "-", "-", "-", id_col],
+    );
+    serde_json::from_str(out.trim()).expect("reader prints JSON")
+}
+
 #[test]
-fn local_delta_tables_read_back_and_refuse_a_type_change() {
+fn local_delta_tables_widen_types_as_target_duckdb_does() {
     let venv = lake_venv();
     let dir = tempfile::tempdir().expect("tmp");
     let out = dir.path().join("out");
     let config = json!({"destination_path": out, "table_format": "delta"});
+    // 'value' widens integer -> number -> string after its first rows are committed.
     let run = load_target(
         TARGET,
         dir,
-        config.clone(),
+        config,
         &json!({}),
         &fixture("schema_change_mid_stream.singer"),
     );
+    run.assert_ok();
+    let read = read_local(&venv, &out.join("events"), "id");
+    assert_eq!(read["rows"], 4, "{read}");
+    assert_eq!(read["types"]["value"], "string");
+    assert_eq!(read["types"]["tags"], "list<element: string>");
+    let values = run_python(
+        &venv,
+        "import sys\nfrom deltalake import DeltaTable\nt = DeltaTable(sys.argv[1]).to_pyarrow_table().sort_by('id')\nprint(','.join(t.column('value').to_pylist()))",
+        &[&out.join("events").to_string_lossy()],
+    );
+    // Every file rewritten twice (to double, then to text): the integers read as they
+    // were sent, as in target-duckdb's append mode.
+    assert_eq!(values.trim(), "5,7,2.5,text");
+}
+
+#[test]
+fn local_delta_tables_refuse_a_change_no_type_holds() {
+    let venv = lake_venv();
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("out");
+    let input = write_lines(
+        dir.path(),
+        "shapes.singer",
+        [
+            r#"{"type":"SCHEMA","stream":"shapes","schema":{"type":"object","properties":{"id":{"type":"integer"},"geo":{"type":["null","object"],"properties":{"x":{"type":"integer"}}}}},"key_properties":["id"]}"#,
+            r#"{"type":"RECORD","stream":"shapes","record":{"id":1,"geo":{"x":3}}}"#,
+            r#"{"type":"STATE","value":{"bookmarks":{"shapes":{"n":1}}}}"#,
+            r#"{"type":"SCHEMA","stream":"shapes","schema":{"type":"object","properties":{"id":{"type":"integer"},"geo":{"type":["null","number"]}}},"key_properties":["id"]}"#,
+            r#"{"type":"RECORD","stream":"shapes","record":{"id":2,"geo":1.5}}"#,
+            r#"{"type":"STATE","value":{"bookmarks":{"shapes":{"n":2}}}}"#,
+        ]
+        .iter(),
+    );
+    let config = json!({"destination_path": out, "table_format": "delta"});
+    let run = load_target(TARGET, dir, config, &json!({}), &input);
     assert!(
         !run.output.status.success(),
-        "long to double is not a Delta change"
+        "an object cannot become a number"
     );
     let stderr = run.stderr();
     assert!(
-        stderr.contains("events")
-            && stderr.contains("'value'")
-            && stderr.contains("Int64")
+        stderr.contains("shapes")
+            && stderr.contains("'geo'")
+            && stderr.contains("Struct")
             && stderr.contains("Float64"),
         "{stderr}"
     );
-    // What was acknowledged before the change stays: the first two rows, readable.
-    let table = out.join("events");
-    let read: Value = serde_json::from_str(
-        run_python(
-            &venv,
-            READ,
-            &["delta", &table.to_string_lossy(), "-", "-", "-", "id"],
-        )
-        .trim(),
-    )
-    .expect("json");
-    assert_eq!(read["rows"], 2, "{read}");
+    // What was acknowledged before the change stays, readable.
     assert_eq!(run.states().len(), 1);
+    let read = read_local(&venv, &out.join("shapes"), "id");
+    assert_eq!(read["rows"], 1, "{read}");
 }
 
 #[test]
@@ -283,6 +320,44 @@ fn local_delta_upserts_merge_on_keys_across_commits() {
         .filter(|n| n.ends_with(".checkpoint.parquet"))
         .collect();
     assert!(!checkpoints.is_empty(), "a checkpoint was written");
+}
+
+/// A tap dies after updating a key, past its last STATE: the target commits the merge
+/// (which rewrote an earlier file) to bound memory; the rerun from the last state sends the
+/// update again. Nothing committed under an earlier STATE may go with the retraction.
+#[test]
+fn local_delta_upsert_after_a_tap_died_keeps_every_key() {
+    let venv = lake_venv();
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("out");
+    let record = |id: u64, name: &str| {
+        format!(r#"{{"type":"RECORD","stream":"users","record":{{"id":{id},"name":"{name}"}}}}"#)
+    };
+    let schema = r#"{"type":"SCHEMA","stream":"users","schema":{"type":"object","properties":{"id":{"type":"integer"},"name":{"type":["null","string"]}}},"key_properties":["id"]}"#;
+    let state =
+        |n: u64| format!(r#"{{"type":"STATE","value":{{"bookmarks":{{"users":{{"n":{n}}}}}}}}}"#);
+    let mut first = vec![schema.to_string()];
+    first.extend((1..=5).map(|i| record(i, "v1")));
+    first.push(state(5));
+    first.extend([record(3, "v2"), record(6, "v1")]);
+    let first_input = write_lines(dir.path(), "first.singer", first.iter());
+    let config = json!({"destination_path": out, "table_format": "delta"});
+    let run = load_target(TARGET, dir, config.clone(), &json!({}), &first_input);
+    run.assert_ok();
+    assert_eq!(run.states().len(), 1);
+    // Resumed from n=5: the update and the new key again, then the final state.
+    let replay = [
+        schema.to_string(),
+        record(3, "v2"),
+        record(6, "v1"),
+        state(6),
+    ];
+    let replay_input = write_lines(run.dir.path(), "replay.singer", replay.iter());
+    let second = load_target(TARGET, run.dir, config, &json!({}), &replay_input);
+    second.assert_ok();
+    let read = read_local(&venv, &out.join("users"), "id");
+    assert_eq!(read["rows"], 6, "{read}");
+    assert_eq!(read["ids"], json!([1, 2, 3, 4, 5, 6]));
 }
 
 /// Synthetic tap output: `rows` records of ~1 KB (hex noise, so they do not compress
