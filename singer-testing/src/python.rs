@@ -57,9 +57,14 @@ pub fn lake_venv() -> PathBuf {
 /// Runs `script` with the virtualenv's Python and `args`; returns stdout, panicking with
 /// stderr when the script fails.
 pub fn run_python(venv: &Path, script: &str, args: &[&str]) -> String {
+    // The script's work is done when it ends: skip the interpreter's teardown, where the
+    // `deltalake` package's runtime threads sometimes abort the process ("terminate called
+    // without an active exception") after a correct result.
+    let script =
+        format!("{script}\nimport os as _os, sys as _sys\n_sys.stdout.flush()\n_os._exit(0)\n");
     let out = Command::new(venv.join("bin/python"))
         .arg("-c")
-        .arg(script)
+        .arg(&script)
         .args(args)
         .output()
         .expect("python");

@@ -507,47 +507,53 @@ fn remote_store(
     url: &Url,
     options: &BTreeMap<String, String>,
 ) -> Result<Arc<dyn ObjectStore>, String> {
-    let unknown = |key: &str, scheme: &str| {
-        format!("storage_options: '{key}' is not a setting of {scheme} object storage")
-    };
     let built: Result<Arc<dyn ObjectStore>, object_store::Error> = match url.scheme() {
-        "s3" | "s3a" => {
-            let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
-            for (k, v) in options {
-                let key: AmazonS3ConfigKey = k
-                    .to_ascii_lowercase()
-                    .parse()
-                    .map_err(|_| unknown(k, "S3"))?;
-                b = b.with_config(key, v);
-            }
-            b.build().map(|s| Arc::new(s) as _)
-        }
-        "gs" => {
-            let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
-            for (k, v) in options {
-                let key: GoogleConfigKey = k
-                    .to_ascii_lowercase()
-                    .parse()
-                    .map_err(|_| unknown(k, "Google Cloud"))?;
-                b = b.with_config(key, v);
-            }
-            b.build().map(|s| Arc::new(s) as _)
-        }
-        "az" | "azure" | "abfs" | "abfss" | "adl" => {
-            let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
-            for (k, v) in options {
-                let key: AzureConfigKey = k
-                    .to_ascii_lowercase()
-                    .parse()
-                    .map_err(|_| unknown(k, "Azure"))?;
-                b = b.with_config(key, v);
-            }
-            b.build().map(|s| Arc::new(s) as _)
-        }
+        "s3" | "s3a" => keys::<AmazonS3ConfigKey>(options, "S3")?
+            .into_iter()
+            .fold(
+                AmazonS3Builder::from_env().with_url(url.as_str()),
+                |b, (k, v)| b.with_config(k, v),
+            )
+            .build()
+            .map(|s| Arc::new(s) as _),
+        "gs" => keys::<GoogleConfigKey>(options, "Google Cloud")?
+            .into_iter()
+            .fold(
+                GoogleCloudStorageBuilder::from_env().with_url(url.as_str()),
+                |b, (k, v)| b.with_config(k, v),
+            )
+            .build()
+            .map(|s| Arc::new(s) as _),
+        "az" | "azure" | "abfs" | "abfss" | "adl" => keys::<AzureConfigKey>(options, "Azure")?
+            .into_iter()
+            .fold(
+                MicrosoftAzureBuilder::from_env().with_url(url.as_str()),
+                |b, (k, v)| b.with_config(k, v),
+            )
+            .build()
+            .map(|s| Arc::new(s) as _),
         other => return Err(format!("the URL scheme '{other}://' is not supported")),
     };
     // The builders' messages name settings, never their values.
     built.map_err(|e| e.to_string())
+}
+
+/// `options` as one object store's typed keys; an unknown key is an error naming it.
+fn keys<K: std::str::FromStr>(
+    options: &BTreeMap<String, String>,
+    scheme: &str,
+) -> Result<Vec<(K, String)>, String> {
+    options
+        .iter()
+        .map(|(k, v)| {
+            k.to_ascii_lowercase()
+                .parse::<K>()
+                .map(|key| (key, v.clone()))
+                .map_err(|_| {
+                    format!("storage_options: '{k}' is not a setting of {scheme} object storage")
+                })
+        })
+        .collect()
 }
 
 /// A file being written: a local file, or an upload.
