@@ -65,6 +65,9 @@ struct Staged {
     partition: Option<(String, Option<String>)>,
     rows: u64,
     size: u64,
+    /// The file it replaces, when it is a rewrite of one (an upsert or a type change):
+    /// its rows were committed before, so it is provisional only if that file was.
+    rewrite_of: Option<String>,
 }
 
 /// A file being written in the current commit.
@@ -200,16 +203,28 @@ impl ParquetSink {
                     }
                 }
             }
-            Format::Delta(_) => {
+            Format::Delta(tables) => {
                 // In every directory: the interrupted commit may have been a new stream's.
+                // A file a table references is never a leftover, whatever the log says
+                // (a commit log removed or restored from an old copy).
+                let mut referenced: HashMap<String, Vec<String>> = HashMap::new();
                 for path in self.storage.list("")? {
                     let seq = layout::file_name_of(&path)
                         .and_then(layout::parse_file_name)
                         .map(|(seq, _)| seq);
-                    if seq.is_some_and(|s| s > self.log.seq) {
-                        tracing::info!(file = %path, "removing a data file of an interrupted commit");
-                        self.storage.delete(&path)?;
+                    if seq.is_none_or(|s| s <= self.log.seq) {
+                        continue;
                     }
+                    let dir = layout::dir_of(&path).to_string();
+                    if !referenced.contains_key(&dir) {
+                        let files = tables.files(&self.storage, &dir)?;
+                        referenced.insert(dir.clone(), files);
+                    }
+                    if referenced[&dir].contains(&path) {
+                        continue;
+                    }
+                    tracing::info!(file = %path, "removing a data file of an interrupted commit");
+                    self.storage.delete(&path)?;
                 }
             }
         }
@@ -502,7 +517,9 @@ impl ParquetSink {
         written: &mut Written,
     ) -> Result<()> {
         if let Some(spec) = &self.partition
-            && retyped.iter().any(|c| *c == spec.delta_column())
+            && retyped
+                .iter()
+                .any(|c| *c == spec.delta_column() || c == spec.source())
         {
             return Err(Error::sink(
                 stream,
@@ -595,9 +612,14 @@ impl ParquetSink {
         transform: &mut dyn FnMut(RecordBatch) -> Result<RecordBatch>,
     ) -> Result<()> {
         let key = self.key_of_file(dir, path);
+        // The copy keeps the commit number of the rows it holds: an overwrite load's swap
+        // and full-table versions judge files by it.
+        let source_seq = layout::file_name_of(path)
+            .and_then(layout::parse_file_name)
+            .map_or(seq, |(s, _)| s);
         let mut rest: Option<OpenFile> = None;
         let mut finished = Vec::new();
-        self.storage.parquet_scan(path, None, &mut |batch| {
+        let scanned = self.storage.parquet_scan(path, None, &mut |batch| {
             let batch = transform(batch)?;
             if batch.num_rows() == 0 {
                 return Ok(true);
@@ -609,7 +631,9 @@ impl ParquetSink {
             }
             if rest.is_none() {
                 *n += 1;
-                rest = Some(self.new_file(seq, *n, dir, &key, batch.schema(), stream)?);
+                let mut file = self.new_file(source_seq, *n, dir, &key, batch.schema(), stream)?;
+                file.staged.rewrite_of = Some(path.to_string());
+                rest = Some(file);
             }
             let file = rest.as_mut().expect("opened above");
             file.writer
@@ -617,8 +641,15 @@ impl ParquetSink {
                 .map_err(|e| Error::sink(stream, e))?;
             file.staged.rows += batch.num_rows() as u64;
             Ok(true)
-        })?;
+        });
         finished.extend(rest);
+        if let Err(e) = scanned {
+            // Local files are written under their final names: none may stay half-written.
+            for f in &finished {
+                let _ = self.storage.delete(&f.staged.temp);
+            }
+            return Err(e);
+        }
         for f in finished {
             finish_file(f, written, stream)?;
         }
@@ -728,6 +759,7 @@ impl ParquetSink {
                 partition,
                 rows: 0,
                 size: 0,
+                rewrite_of: None,
             },
         })
     }
@@ -994,7 +1026,20 @@ impl Sink for ParquetSink {
         }
         if commit.provisional {
             let delta = matches!(self.format, Format::Delta(_));
+            let before = provisional.clone();
             for staged in &written.staged {
+                if let Some(source) = &staged.rewrite_of {
+                    if before
+                        .get(&staged.stream)
+                        .is_some_and(|files| files.contains(source))
+                    {
+                        provisional
+                            .entry(staged.stream.clone())
+                            .or_default()
+                            .push(staged.target.clone());
+                    }
+                    continue;
+                }
                 // Appended rows are provisional: overwrite loads are staged, and Delta
                 // upserts are merged, so replaying them is harmless (and their files hold
                 // rewritten rows of earlier commits, which a retraction must not remove).

@@ -360,6 +360,73 @@ fn local_delta_upsert_after_a_tap_died_keeps_every_key() {
     assert_eq!(read["ids"], json!([1, 2, 3, 4, 5, 6]));
 }
 
+/// A commit log removed by hand: the next start keeps every file the tables reference and
+/// refuses to write (its commit numbers would start again under the tables' `txn`).
+#[test]
+fn local_delta_without_its_commit_log_keeps_the_tables_and_refuses() {
+    let venv = lake_venv();
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("out");
+    let config = json!({"destination_path": out, "table_format": "delta"});
+    let run = load_target(
+        TARGET,
+        dir,
+        config.clone(),
+        &json!({}),
+        &fixture("many_states.singer"),
+    );
+    run.assert_ok();
+    std::fs::remove_file(out.join(".singer_commit.json")).expect("remove the log");
+    let again = load_target(
+        TARGET,
+        run.dir,
+        config,
+        &json!({}),
+        &fixture("many_states.singer"),
+    );
+    assert!(!again.output.status.success());
+    assert!(again.stderr().contains("commit log"), "{}", again.stderr());
+    let read = read_local(&venv, &out.join("log_lines"), "seq");
+    assert_eq!(read["rows"], 500, "{read}");
+}
+
+/// Partition values that need escaping in directory names, through upserts that rewrite
+/// their files: the table still finds every file.
+#[test]
+fn local_delta_upserts_in_partitions_with_escaped_values() {
+    let venv = lake_venv();
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("out");
+    let schema = r#"{"type":"SCHEMA","stream":"t","schema":{"type":"object","properties":{"id":{"type":"integer"},"kind":{"type":["null","string"]},"v":{"type":["null","integer"]}}},"key_properties":["id"]}"#;
+    let record = |id: u64, kind: &str, v: u64| {
+        format!(
+            r#"{{"type":"RECORD","stream":"t","record":{{"id":{id},"kind":"{kind}","v":{v}}}}}"#
+        )
+    };
+    let state = |n: u64| format!(r#"{{"type":"STATE","value":{{"n":{n}}}}}"#);
+    let lines = [
+        schema.to_string(),
+        record(1, "a/b é", 1),
+        record(2, "50% off", 1),
+        state(1),
+        record(1, "a/b é", 2),
+        record(3, "a/b é", 1),
+        state(2),
+        record(2, "50% off", 2),
+        state(3),
+    ];
+    let input = write_lines(dir.path(), "kinds.singer", lines.iter());
+    let config = json!({"destination_path": out, "table_format": "delta", "partition_by": "kind"});
+    let run = load_target(TARGET, dir, config, &json!({}), &input);
+    run.assert_ok();
+    let sums = run_python(
+        &venv,
+        "import sys\nfrom deltalake import DeltaTable\nt = DeltaTable(sys.argv[1]).to_pyarrow_table().sort_by('id')\nprint(';'.join(f\"{i}:{k}:{v}\" for i, k, v in zip(t.column('id').to_pylist(), t.column('kind').to_pylist(), t.column('v').to_pylist())))",
+        &[&out.join("t").to_string_lossy()],
+    );
+    assert_eq!(sums.trim(), "1:a/b é:2;2:50% off:2;3:a/b é:1");
+}
+
 /// Synthetic tap output: `rows` records of ~1 KB (hex noise, so they do not compress
 /// away) with a STATE every `every` records; `from` skips records up to it, as a tap
 /// resumed from a bookmark does, and `extracted` is the time the tap stamps.
