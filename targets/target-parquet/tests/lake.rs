@@ -201,6 +201,25 @@ fn delta_tables_on_s3_with_partitions_schema_growth_and_versions() {
     assert_eq!(events_again["rows"], 3, "the other table is untouched");
 }
 
+/// A column of a local Delta table, rows sorted by `id`, as JSON values.
+fn sorted_column(venv: &Path, table: &Path, column: &str) -> Vec<Value> {
+    let out = run_python(
+        venv,
+        "import json, sys\nfrom deltalake import DeltaTable\nt = DeltaTable(sys.argv[1]).to_pyarrow_table().sort_by('id')\nprint(json.dumps(t.column(sys.argv[2]).to_pylist()))",
+        &[&table.to_string_lossy(), column],
+    );
+    serde_json::from_str(out.trim()).expect("reader prints JSON")
+}
+
+/// Loads `input` into a new local Delta destination with `extra` settings: the run and
+/// the destination directory.
+fn load_local_delta(input: &Path, extra: Value) -> (TargetRun, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("out");
+    let config = json!({"destination_path": out, "table_format": "delta"});
+    (load_target(TARGET, dir, config, &extra, input), out)
+}
+
 /// Reads a local Delta table: the reader's JSON summary.
 fn read_local(venv: &Path, table: &Path, id_col: &str) -> Value {
     let out = run_python(
@@ -214,30 +233,19 @@ fn read_local(venv: &Path, table: &Path, id_col: &str) -> Value {
 #[test]
 fn local_delta_tables_widen_types_as_target_duckdb_does() {
     let venv = lake_venv();
-    let dir = tempfile::tempdir().expect("tmp");
-    let out = dir.path().join("out");
-    let config = json!({"destination_path": out, "table_format": "delta"});
     // 'value' widens integer -> number -> string after its first rows are committed.
-    let run = load_target(
-        TARGET,
-        dir,
-        config,
-        &json!({}),
-        &fixture("schema_change_mid_stream.singer"),
-    );
+    let (run, out) = load_local_delta(&fixture("schema_change_mid_stream.singer"), json!({}));
     run.assert_ok();
     let read = read_local(&venv, &out.join("events"), "id");
     assert_eq!(read["rows"], 4, "{read}");
     assert_eq!(read["types"]["value"], "string");
     assert_eq!(read["types"]["tags"], "list<element: string>");
-    let values = run_python(
-        &venv,
-        "import sys\nfrom deltalake import DeltaTable\nt = DeltaTable(sys.argv[1]).to_pyarrow_table().sort_by('id')\nprint(','.join(t.column('value').to_pylist()))",
-        &[&out.join("events").to_string_lossy()],
-    );
     // Every file rewritten twice (to double, then to text): the integers read as they
     // were sent, as in target-duckdb's append mode.
-    assert_eq!(values.trim(), "5,7,2.5,text");
+    assert_eq!(
+        sorted_column(&venv, &out.join("events"), "value"),
+        [json!("5"), json!("7"), json!("2.5"), json!("text")]
+    );
 }
 
 #[test]
@@ -281,37 +289,21 @@ fn local_delta_tables_refuse_a_change_no_type_holds() {
 #[test]
 fn local_delta_upserts_merge_on_keys_across_commits() {
     let venv = lake_venv();
-    let dir = tempfile::tempdir().expect("tmp");
-    let out = dir.path().join("out");
     // Two records per commit: later commits rewrite the files of earlier ones.
-    let config = json!({"destination_path": out, "table_format": "delta", "batch_size_rows": 2, "partition_by": "status", "checkpoint_interval": 2});
-    let run = load_target(
-        TARGET,
-        dir,
-        config,
-        &json!({}),
+    let (run, out) = load_local_delta(
         &fixture("duplicates_with_keys.singer"),
+        json!({"batch_size_rows": 2, "partition_by": "status", "checkpoint_interval": 2}),
     );
     run.assert_ok();
     let table = out.join("orders");
-    let read: Value = serde_json::from_str(
-        run_python(
-            &venv,
-            READ,
-            &["delta", &table.to_string_lossy(), "-", "-", "-", "id"],
-        )
-        .trim(),
-    )
-    .expect("json");
+    let read = read_local(&venv, &table, "id");
     assert_eq!(read["rows"], 3, "one row per key: {read}");
     assert_eq!(read["ids"], json!([1, 2, 3]));
     assert_eq!(read["partition_columns"], json!(["status"]));
-    let statuses = run_python(
-        &venv,
-        "import sys\nfrom deltalake import DeltaTable\nt = DeltaTable(sys.argv[1]).to_pyarrow_table().sort_by('id')\nprint(','.join(t.column('status').to_pylist()))",
-        &[&table.to_string_lossy()],
+    assert_eq!(
+        sorted_column(&venv, &table, "status"),
+        [json!("shipped"), json!("cancelled"), json!("new")]
     );
-    assert_eq!(statuses.trim(), "shipped,cancelled,new");
     // Three commits, a checkpoint every two: readers start from it.
     let checkpoints: Vec<_> = std::fs::read_dir(table.join("_delta_log"))
         .expect("log")
@@ -396,7 +388,6 @@ fn local_delta_without_its_commit_log_keeps_the_tables_and_refuses() {
 fn local_delta_upserts_in_partitions_with_escaped_values() {
     let venv = lake_venv();
     let dir = tempfile::tempdir().expect("tmp");
-    let out = dir.path().join("out");
     let schema = r#"{"type":"SCHEMA","stream":"t","schema":{"type":"object","properties":{"id":{"type":"integer"},"kind":{"type":["null","string"]},"v":{"type":["null","integer"]}}},"key_properties":["id"]}"#;
     let record = |id: u64, kind: &str, v: u64| {
         format!(
@@ -416,15 +407,21 @@ fn local_delta_upserts_in_partitions_with_escaped_values() {
         state(3),
     ];
     let input = write_lines(dir.path(), "kinds.singer", lines.iter());
-    let config = json!({"destination_path": out, "table_format": "delta", "partition_by": "kind"});
-    let run = load_target(TARGET, dir, config, &json!({}), &input);
+    let (run, out) = load_local_delta(&input, json!({"partition_by": "kind"}));
     run.assert_ok();
-    let sums = run_python(
-        &venv,
-        "import sys\nfrom deltalake import DeltaTable\nt = DeltaTable(sys.argv[1]).to_pyarrow_table().sort_by('id')\nprint(';'.join(f\"{i}:{k}:{v}\" for i, k, v in zip(t.column('id').to_pylist(), t.column('kind').to_pylist(), t.column('v').to_pylist())))",
-        &[&out.join("t").to_string_lossy()],
+    let table = out.join("t");
+    assert_eq!(
+        sorted_column(&venv, &table, "id"),
+        [json!(1), json!(2), json!(3)]
     );
-    assert_eq!(sums.trim(), "1:a/b é:2;2:50% off:2;3:a/b é:1");
+    assert_eq!(
+        sorted_column(&venv, &table, "kind"),
+        [json!("a/b é"), json!("50% off"), json!("a/b é")]
+    );
+    assert_eq!(
+        sorted_column(&venv, &table, "v"),
+        [json!(2), json!(2), json!(1)]
+    );
 }
 
 /// Synthetic tap output: `rows` records of ~1 KB (hex noise, so they do not compress
