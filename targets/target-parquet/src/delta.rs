@@ -263,9 +263,10 @@ impl DeltaTables {
                             operation,
                         )
                         .await?;
-                    let mut table = DeltaTable::new(table.log_store());
-                    table.load().await?;
-                    Ok(table)
+                    // Only the new log entries are read, not the whole log again.
+                    let mut updated = table.clone();
+                    updated.update_state().await?;
+                    Ok(updated)
                 }
             }
         });
