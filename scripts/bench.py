@@ -7,8 +7,9 @@ Jira-like ~1 KB records, this measures wall time, records/s and peak RSS of:
   * `cat` of the file (the I/O floor) and a bare serde_json parse of every line;
   * our target-duckdb (append-only, and upsert on a file where 20% of records repeat a key);
   * our target-parquet;
-  * DuckDB itself: CREATE TABLE AS read_ndjson, and COPY read_ndjson TO parquet (the same
-    bundled DuckDB our target uses, through duckdb-query);
+  * DuckDB itself: CREATE TABLE AS read_ndjson, and COPY read_ndjson TO parquet with its
+    default codec (snappy) and with zstd, target-parquet's default (the same bundled DuckDB
+    our target uses, through duckdb-query);
   * the Python target-duckdb from PyPI, with duckdb pinned to 1.1.3 (2.x makes it drop the
     first row of every batch), installed into a virtualenv under ~/.cache/singer-rs;
   * dlt (`dlt[duckdb,parquet]` from PyPI) loading the same records into DuckDB and into
@@ -199,7 +200,9 @@ def run_size(n, work, py_duckdb, py_dlt, peaks):
     s, rss, _, _ = measure([q, "--write", work / "ndjson.duckdb", f"CREATE TABLE issues AS SELECT * FROM read_ndjson('{plain}')"])
     record("DuckDB read_ndjson -> table", s, rss, "same bundled DuckDB")
     s, rss, _, _ = measure([q, "--write", ":memory:", f"COPY (SELECT * FROM read_ndjson('{plain}')) TO '{work / 'ndjson.parquet'}' (FORMAT parquet)"])
-    record("DuckDB read_ndjson -> parquet", s, rss)
+    record("DuckDB read_ndjson -> parquet", s, rss, "DuckDB's default codec, snappy")
+    s, rss, _, _ = measure([q, "--write", ":memory:", f"COPY (SELECT * FROM read_ndjson('{plain}')) TO '{work / 'ndjson-zstd.parquet'}' (FORMAT parquet, COMPRESSION zstd)"])
+    record("DuckDB read_ndjson -> parquet, zstd", s, rss, "target-parquet's default codec")
 
     if py_duckdb:
         cfg = work / "py-duckdb.json"
@@ -233,7 +236,8 @@ def run_size(n, work, py_duckdb, py_dlt, peaks):
               f"| target-duckdb append vs Python target-duckdb | {ratio('target-duckdb append', 'Python target-duckdb 0.8 append')} | >= 30x |",
               f"| target-duckdb append vs DuckDB read_ndjson | {ratio('target-duckdb append', 'DuckDB read_ndjson -> table')} | >= 1x |",
               f"| target-duckdb upsert time / append time | {by['target-duckdb append'][2] / by['target-duckdb upsert'][2]:.2f} | <= 1.5 |",
-              f"| target-parquet vs DuckDB COPY read_ndjson TO parquet | {ratio('target-parquet', 'DuckDB read_ndjson -> parquet')} | >= 1x |",
+              f"| target-parquet vs DuckDB COPY read_ndjson TO parquet (its default, snappy) | {ratio('target-parquet', 'DuckDB read_ndjson -> parquet')} | >= 1x |",
+              f"| target-parquet vs DuckDB COPY read_ndjson TO parquet, both zstd | {ratio('target-parquet', 'DuckDB read_ndjson -> parquet, zstd')} | >= 1x |",
               f"| target-duckdb from Parquet BATCH files vs from RECORDs | {ratio('target-duckdb from Parquet BATCH files', 'target-duckdb append')} | > 1x |",
               f"| target-parquet from Parquet BATCH files vs from RECORDs | {ratio('target-parquet from Parquet BATCH files', 'target-parquet')} | > 1x |",
               f"| target-duckdb append vs dlt -> DuckDB | {ratio('target-duckdb append', 'dlt 1.31 -> DuckDB')} | |",

@@ -298,9 +298,21 @@ fn kill_the_target(target: Target) {
         let small_budget = point % 3 == 2;
         let config = target.config(dir.path(), small_budget);
         let cut = rng.usize(..input.len());
-        let pause = rng.u64(0..40);
+        // Some kill points wait longer than the sink's quiet flush: a target that groups
+        // commits (target-duckdb) must have made them durable and acknowledged them.
+        let quiet = point % 5 == 1;
+        let pause = if quiet { 2_500 } else { rng.u64(0..40) };
         let term = point % 5 == 4;
         let acknowledged = feed_and_kill(target, &config, &input, cut, pause, term);
+        let states_sent = String::from_utf8_lossy(&input[..cut])
+            .matches(r#""type":"STATE""#)
+            .count();
+        if quiet && states_sent >= 2 {
+            assert!(
+                !acknowledged.is_empty(),
+                "{target:?} kill point {point}: {states_sent} STATEs sent and 2.5 s of quiet, none acknowledged"
+            );
+        }
         let behind = missed(&mut rng, &lines, &acknowledged);
         let rerun = run_target(
             target.binary(),

@@ -35,7 +35,7 @@ pub trait TargetConfig: DeserializeOwned {
 ///     singer_target::main(about(), open)
 /// }
 /// ```
-pub fn main<C: TargetConfig, S: Sink>(
+pub fn main<C: TargetConfig, S: Sink + Send>(
     about: About,
     open: impl FnOnce(&C) -> Result<S>,
 ) -> ExitCode {
@@ -55,7 +55,7 @@ pub fn main<C: TargetConfig, S: Sink>(
     }
 }
 
-fn load<C: TargetConfig, S: Sink>(
+fn load<C: TargetConfig, S: Sink + Send>(
     about: &About,
     args: &TargetArgs,
     open: impl FnOnce(&C) -> Result<S>,

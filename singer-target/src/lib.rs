@@ -57,6 +57,7 @@ pub mod ack;
 pub mod batch;
 mod buffer;
 pub mod cli;
+mod committer;
 pub mod decoder;
 mod error;
 pub mod fields;

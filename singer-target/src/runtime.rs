@@ -56,6 +56,7 @@ use singer_core::stream_map::StreamMaps;
 use crate::ack::{CommitKind, CommitPlan, Ledger, Notice, StateVerdict};
 use crate::batch::{self, Rows};
 use crate::buffer::StreamBuffer;
+use crate::committer::{Committer, Outcome};
 use crate::decoder::{RecordDecoder, RowMeta};
 use crate::error::{Error, Result};
 use crate::metadata;
@@ -66,6 +67,9 @@ use crate::sink::{
 };
 use crate::stream_schema::StreamSchema;
 use crate::workers::{self, Item, Output, Segment};
+
+/// How often the runtime looks for the sink's reports while it holds a group.
+const STAGED_POLL: Duration = Duration::from_millis(50);
 
 /// What a run did, per stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -103,18 +107,22 @@ pub fn install_stop_handler() {
 
 /// Runs a target: reads `input` to the end, loads through `sink`, writes acknowledged
 /// states to `output`.
-pub fn run<S: Sink>(
-    sink: S,
+pub fn run<S: Sink + Send>(
+    mut sink: S,
     settings: &TargetSettings,
     input: impl Read + Send + 'static,
     output: impl Write,
 ) -> Result<RunSummary> {
     let maps = StreamMaps::new(&settings.maps)?;
-    let mut runtime = Runtime::new(sink, settings.clone(), output)?;
-    let pipeline = start_pipeline(input, settings, maps);
-    let result = runtime.drive(&pipeline);
-    drop(pipeline);
-    runtime.finish(result)
+    let marker = sink.last_commit()?;
+    std::thread::scope(|scope| {
+        let committer = Committer::spawn(scope, sink)?;
+        let mut runtime = Runtime::new(committer, marker, settings.clone(), output);
+        let pipeline = start_pipeline(input, settings, maps);
+        let result = runtime.drive(&pipeline);
+        drop(pipeline);
+        runtime.finish(result)
+    })
 }
 
 /// The threads before the runtime: the [reader](crate::reader) cuts the input into
@@ -164,8 +172,15 @@ fn start_pipeline(
     Pipeline { results, slots }
 }
 
-struct Runtime<S, W> {
-    sink: S,
+struct Runtime<'scope, W> {
+    /// The sink, on its own thread.
+    sink: Committer<'scope>,
+    /// The STATE to release once the commit in flight is durable (`Some(None)`: none).
+    awaiting: Option<Option<Value>>,
+    /// STATEs of commits the sink holds in a group that is not durable yet, in order.
+    unreleased: Vec<Value>,
+    /// The sink holds returned commits in a group that is not durable yet.
+    staged: bool,
     settings: TargetSettings,
     output: W,
     streams: IndexMap<String, StreamBuffer>,
@@ -196,14 +211,21 @@ struct Progress {
     read_since: HashMap<String, u64>,
 }
 
-impl<S: Sink, W: Write> Runtime<S, W> {
-    fn new(mut sink: S, settings: TargetSettings, output: W) -> Result<Self> {
-        let marker = sink.last_commit()?;
+impl<'scope, W: Write> Runtime<'scope, W> {
+    fn new(
+        sink: Committer<'scope>,
+        marker: Option<CommitMarker>,
+        settings: TargetSettings,
+        output: W,
+    ) -> Self {
         let (state, stored) = marker.map(|m| (m.state, m.ledger)).unzip();
         let ledger = Ledger::new(stored);
         let now = Utc::now();
-        Ok(Runtime {
+        Runtime {
             sink,
+            awaiting: None,
+            unreleased: Vec::new(),
+            staged: false,
             settings,
             output,
             streams: IndexMap::new(),
@@ -227,7 +249,7 @@ impl<S: Sink, W: Write> Runtime<S, W> {
                 read_since: HashMap::new(),
             },
             warned_forced: false,
-        })
+        }
     }
 
     fn drive(&mut self, pipeline: &Pipeline) -> Result<()> {
@@ -240,7 +262,14 @@ impl<S: Sink, W: Write> Runtime<S, W> {
                 self.commit_covered()?;
                 return Err(Error::Stopped);
             }
-            match pipeline.results.recv_timeout(tick) {
+            // While the sink holds a group, its report that the group is durable (after
+            // the input went quiet) is looked for often, so its STATEs go out soon.
+            let wait = if self.staged {
+                tick.min(STAGED_POLL)
+            } else {
+                tick
+            };
+            match pipeline.results.recv_timeout(wait) {
                 Ok((seq, output)) => {
                     early.insert(seq, output);
                     while let Some(output) = early.remove(&next) {
@@ -265,6 +294,7 @@ impl<S: Sink, W: Write> Runtime<S, W> {
                     ));
                 }
             }
+            self.collect(false)?;
             self.time_triggers()?;
         }
     }
@@ -275,12 +305,14 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         match result {
             Ok(()) => {
                 self.end_of_input()?;
+                self.collect(true)?;
                 self.sink.close()?;
+                self.release()?;
                 self.log_summary();
                 Ok(self.summary)
             }
             Err(e) => {
-                if let Err(commit_error) = self.commit_covered() {
+                if let Err(commit_error) = self.commit_covered().and_then(|()| self.flush()) {
                     tracing::error!(
                         "could not commit data covered by the last STATE: {commit_error}"
                     );
@@ -502,13 +534,17 @@ impl<S: Sink, W: Write> Runtime<S, W> {
             schema,
             load_method,
         });
-        self.sink.check_schema(&stream).map_err(|e| match e {
+        self.collect(true)?;
+        let durable = self.sink.check_schema(&stream).map_err(|e| match e {
             Error::Sink { stream, source } => Error::Sink {
                 stream,
                 source: format!("line {line}: {source}").into(),
             },
             other => other,
         })?;
+        if durable {
+            self.release()?;
+        }
         match self.streams.get_mut(&m.stream) {
             Some(buffer) => buffer.change_schema(stream, self.settings.add_record_metadata),
             None => {
@@ -551,6 +587,7 @@ impl<S: Sink, W: Write> Runtime<S, W> {
             self.committed_state = Some(value.clone());
             // The orchestrator may never have seen the last committed state.
             if caught_up {
+                self.flush()?;
                 self.emit_state(&value)?;
             }
             return Ok(());
@@ -651,9 +688,10 @@ impl<S: Sink, W: Write> Runtime<S, W> {
             CommitKind::Covered,
             Some(state.clone()),
             swap_overwrite,
+            Some(state.clone()),
         )?;
-        self.committed_state = Some(state.clone());
-        self.emit_state(&state)
+        self.committed_state = Some(state);
+        Ok(())
     }
 
     /// Commits everything buffered, past the last STATE.
@@ -669,7 +707,7 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         self.covered_rows = 0;
         self.covered_bytes = 0;
         let state = self.committed_state.clone();
-        self.commit(streams, kind, state, swap_overwrite)
+        self.commit(streams, kind, state, swap_overwrite, None)
     }
 
     /// The input ended: commit everything. Input that ended at a STATE is complete;
@@ -683,6 +721,7 @@ impl<S: Sink, W: Write> Runtime<S, W> {
                 CommitKind::Complete,
                 self.committed_state.clone(),
                 true,
+                None,
             );
         }
         self.commit_covered()?;
@@ -702,13 +741,18 @@ impl<S: Sink, W: Write> Runtime<S, W> {
         self.commit_rest(CommitKind::Tail, swap)
     }
 
+    /// Plans a commit and hands it to the sink thread; `release` is the STATE to write
+    /// once it is durable. The commit before it is collected first, so the ledger plans
+    /// from a settled history and states go out in order.
     fn commit(
         &mut self,
         mut streams: Vec<StreamChanges>,
         kind: CommitKind,
         state: Option<Value>,
         swap_overwrite: bool,
+        release: Option<Value>,
     ) -> Result<()> {
+        self.collect(true)?;
         let carried = streams
             .iter()
             .filter(|s| {
@@ -730,6 +774,13 @@ impl<S: Sink, W: Write> Runtime<S, W> {
             && !swap_overwrite
             && kind != CommitKind::Complete;
         if nothing_to_do {
+            // Still after every commit before it.
+            if let Some(state) = release {
+                self.unreleased.push(state);
+                if !self.staged {
+                    self.release()?;
+                }
+            }
             return Ok(());
         }
         for s in &mut streams {
@@ -749,11 +800,74 @@ impl<S: Sink, W: Write> Runtime<S, W> {
             provisional,
             settle,
         };
-        let stats = self.sink.commit(commit)?;
+        self.sink.send(commit)?;
+        // The ledger moves on now: commits are applied in order, and once one fails no
+        // later one is sent, so what is durable is always a prefix of what was planned.
         self.ledger.committed(&stored);
-        self.summary.commits += 1;
-        for (stream, s) in stats {
-            self.summary.streams.entry(stream).or_default().add(&s);
+        self.awaiting = Some(release);
+        Ok(())
+    }
+
+    /// Takes what the sink thread reported (with `block`, waits for the commit in flight
+    /// to return) and releases the STATEs of what is durable.
+    fn collect(&mut self, block: bool) -> Result<()> {
+        loop {
+            let wait = block && self.sink.in_flight();
+            let outcome = self.sink.next(wait).inspect_err(|_| {
+                // The sink's open group went with the failure: none of it is durable.
+                self.awaiting = None;
+                self.unreleased.clear();
+                self.staged = false;
+            });
+            let Some(outcome) = outcome? else {
+                return Ok(());
+            };
+            match outcome {
+                Outcome::Committed { stats, durable } => {
+                    self.summary.commits += 1;
+                    for (stream, s) in stats {
+                        self.summary.streams.entry(stream).or_default().add(&s);
+                    }
+                    self.unreleased.extend(self.awaiting.take().flatten());
+                    if durable {
+                        self.release()?;
+                    } else {
+                        self.staged = true;
+                    }
+                }
+                Outcome::Durable => self.release()?,
+            }
+        }
+    }
+
+    /// Collects the commit in flight and makes everything committed durable.
+    fn flush(&mut self) -> Result<()> {
+        self.collect(true)?;
+        if !self.staged {
+            return Ok(());
+        }
+        self.sink.flush()?;
+        while self.staged {
+            match self.sink.next(true).inspect_err(|_| {
+                self.unreleased.clear();
+                self.staged = false;
+            })? {
+                Some(Outcome::Durable) => self.release()?,
+                Some(Outcome::Committed { .. }) | None => {
+                    return Err(Error::Destination(
+                        "the sink reported a commit while none was in flight".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything committed is durable: writes the STATEs that waited for it, in order.
+    fn release(&mut self) -> Result<()> {
+        self.staged = false;
+        for state in std::mem::take(&mut self.unreleased) {
+            self.emit_state(&state)?;
         }
         Ok(())
     }

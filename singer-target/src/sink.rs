@@ -137,8 +137,22 @@ pub trait Sink {
     }
 
     /// Applies the commit atomically: after it returns `Ok`, every change and the marker
-    /// survive a crash; after an `Err` or a crash midway, none does.
+    /// survive a crash; after an `Err` or a crash midway, none does. A sink may instead
+    /// hold the commit in an open group with the ones before it ([`Sink::pending`]): the
+    /// group then becomes durable as a whole, at a later commit or a [`Sink::flush`], and
+    /// an `Err` from either means none of the group happened.
     fn commit(&mut self, commit: Commit) -> Result<Vec<(String, LoadStats)>>;
+
+    /// Whether commits that returned `Ok` are held in a group that is not yet durable.
+    /// The runtime releases their STATEs only once this is false again.
+    fn pending(&self) -> bool {
+        false
+    }
+
+    /// Makes a pending group durable (called when the input goes quiet, and at the end).
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
 
     /// Called once after the last commit.
     fn close(&mut self) -> Result<()> {

@@ -841,3 +841,216 @@ fn parquet_batches_replayed_after_a_crash_load_once_on_either_path() {
         assert_eq!(out.last().map(String::as_str), Some(r#"{"file":5}"#));
     }
 }
+
+/// Holds commits in groups of `size` that become durable together, as target-duckdb holds
+/// consecutive commits in one open transaction.
+struct GroupSink {
+    durable: Arc<Mutex<Vec<CommitMarker>>>,
+    group: Vec<CommitMarker>,
+    size: usize,
+    fail_flush: bool,
+}
+
+impl GroupSink {
+    fn new(size: usize) -> (Self, Arc<Mutex<Vec<CommitMarker>>>) {
+        let durable = Arc::new(Mutex::new(Vec::new()));
+        let sink = GroupSink {
+            durable: durable.clone(),
+            group: Vec::new(),
+            size,
+            fail_flush: false,
+        };
+        (sink, durable)
+    }
+}
+
+impl Sink for GroupSink {
+    fn last_commit(&mut self) -> singer_target::Result<Option<CommitMarker>> {
+        Ok(self.durable.lock().expect("lock").last().cloned())
+    }
+
+    fn commit(&mut self, commit: Commit) -> singer_target::Result<Vec<(String, LoadStats)>> {
+        self.group.push(commit.marker);
+        if self.group.len() >= self.size {
+            self.flush()?;
+        }
+        Ok(Vec::new())
+    }
+
+    fn pending(&self) -> bool {
+        !self.group.is_empty()
+    }
+
+    fn flush(&mut self) -> singer_target::Result<()> {
+        if self.fail_flush && !self.group.is_empty() {
+            self.group.clear();
+            return Err(Error::destination("the transaction could not commit"));
+        }
+        let group = std::mem::take(&mut self.group);
+        self.durable.lock().expect("lock").extend(group);
+        Ok(())
+    }
+}
+
+/// Each state written, and whether a durable commit had stored it by then.
+type Released = Arc<Mutex<Vec<(Value, bool)>>>;
+
+/// Records each state line with whether a durable commit stored that state when it was
+/// written.
+struct DurableCheck {
+    durable: Arc<Mutex<Vec<CommitMarker>>>,
+    lines: Released,
+}
+
+impl Write for DurableCheck {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        for line in String::from_utf8_lossy(buf).lines() {
+            let state: Value = serde_json::from_str(line).map_err(io::Error::other)?;
+            let durable = self
+                .durable
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|m| m.state.as_ref() == Some(&state));
+            self.lines.lock().expect("lock").push((state, durable));
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn checked_output(durable: &Arc<Mutex<Vec<CommitMarker>>>) -> (DurableCheck, Released) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let out = DurableCheck {
+        durable: durable.clone(),
+        lines: lines.clone(),
+    };
+    (out, lines)
+}
+
+fn bookmark(i: i64) -> Value {
+    json!({"bookmarks": {"s": {"replication_key_value": i}}})
+}
+
+#[test]
+fn states_of_grouped_commits_wait_until_the_group_is_durable() {
+    let (sink, durable) = GroupSink::new(3);
+    let (out, lines) = checked_output(&durable);
+    run(sink, &settings(5), input(&stream(40, 5)), out).expect("run succeeds");
+    let lines = lines.lock().expect("lock");
+    let states: Vec<&Value> = lines.iter().map(|(s, _)| s).collect();
+    let expected: Vec<Value> = (1..=8).map(|i| bookmark(i * 5)).collect();
+    assert_eq!(
+        states,
+        expected.iter().collect::<Vec<_>>(),
+        "every state, in order"
+    );
+    assert!(
+        lines.iter().all(|(_, durable)| *durable),
+        "a state went out before its group was durable: {lines:?}"
+    );
+    assert!(
+        durable
+            .lock()
+            .expect("lock")
+            .last()
+            .is_some_and(|m| m.ledger.complete),
+        "the end of input makes the last group durable"
+    );
+}
+
+/// Input that stops for `pause` after its first `first` bytes, as a slow tap does.
+struct Pausing {
+    data: io::Cursor<Vec<u8>>,
+    first: u64,
+    pause: std::time::Duration,
+    paused: bool,
+    resumed: Arc<Mutex<bool>>,
+}
+
+impl io::Read for Pausing {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let at = self.data.position();
+        if !self.paused && at >= self.first {
+            self.paused = true;
+            std::thread::sleep(self.pause);
+            *self.resumed.lock().expect("lock") = true;
+        }
+        let room = if self.paused {
+            buf.len()
+        } else {
+            buf.len()
+                .min(usize::try_from(self.first - at).unwrap_or(usize::MAX))
+        };
+        self.data.read(&mut buf[..room])
+    }
+}
+
+#[test]
+fn a_pause_in_the_input_makes_the_open_group_durable() {
+    let lines = stream(20, 5);
+    let first_half = (lines[..13].join("\n") + "\n").len() as u64;
+    let (sink, durable) = GroupSink::new(100);
+    let resumed = Arc::new(Mutex::new(false));
+    let reader = Pausing {
+        data: input(&lines),
+        first: first_half,
+        pause: std::time::Duration::from_secs(3),
+        paused: false,
+        resumed: resumed.clone(),
+    };
+    let written_before_resume = Arc::new(Mutex::new(Vec::new()));
+    struct Watch {
+        inner: DurableCheck,
+        resumed: Arc<Mutex<bool>>,
+        before: Arc<Mutex<Vec<Value>>>,
+    }
+    impl Write for Watch {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if !*self.resumed.lock().expect("lock") {
+                for line in String::from_utf8_lossy(buf).lines() {
+                    self.before
+                        .lock()
+                        .expect("lock")
+                        .push(serde_json::from_str(line).map_err(io::Error::other)?);
+                }
+            }
+            self.inner.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let (inner, checked) = checked_output(&durable);
+    let out = Watch {
+        inner,
+        resumed,
+        before: written_before_resume.clone(),
+    };
+    // One STATE every 5 records commits (batch_size_rows 5); the group never fills, so
+    // only the pause (and then the end) makes it durable.
+    run(sink, &settings(5), reader, out).expect("run succeeds");
+    let before = written_before_resume.lock().expect("lock");
+    assert_eq!(
+        before.as_slice(),
+        &[bookmark(5), bookmark(10)],
+        "the states read before the pause go out during it"
+    );
+    let checked = checked.lock().expect("lock");
+    assert_eq!(checked.len(), 4, "{checked:?}");
+    assert!(checked.iter().all(|(_, durable)| *durable), "{checked:?}");
+}
+
+#[test]
+fn a_group_that_fails_to_commit_acknowledges_none_of_its_states() {
+    let (mut sink, durable) = GroupSink::new(3);
+    sink.fail_flush = true;
+    let (out, lines) = checked_output(&durable);
+    let e = run(sink, &settings(5), input(&stream(40, 5)), out).expect_err("the group fails");
+    assert!(e.to_string().contains("could not commit"), "{e}");
+    let lines = lines.lock().expect("lock");
+    assert!(lines.is_empty(), "no state of the failed group: {lines:?}");
+    assert!(durable.lock().expect("lock").is_empty());
+}

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow::array::AsArray;
 use arrow::compute::{max, min};
@@ -44,7 +45,25 @@ pub struct DuckDbSink {
     announced: HashMap<String, Vec<Field>>,
     /// Streams already warned that their provisional rows cannot be marked.
     warned_unmarkable: HashSet<String>,
+    /// Commits applied in the open transaction, not yet durable.
+    group: Option<Group>,
+    /// How long a group may stay open (`batch_wait_limit_seconds`).
+    group_time: Duration,
 }
+
+/// Consecutive commits in one DuckDB transaction. DuckDB writes a transaction's full row
+/// groups straight to the database file, compressed once and on all its threads; many
+/// small transactions instead go through the write-ahead log and are compressed again at
+/// checkpoint. The runtime releases the commits' STATEs once the group is committed.
+struct Group {
+    opened: Instant,
+    commits: u64,
+    rows: u64,
+}
+
+/// A group is committed once it holds this many rows (or is `group_time` old, or the
+/// input pauses).
+const GROUP_ROWS: u64 = 1_000_000;
 
 fn db_err(e: duckdb::Error) -> Error {
     Error::destination(e)
@@ -111,7 +130,21 @@ impl DuckDbSink {
             overwrite_pending: HashSet::new(),
             announced: HashMap::new(),
             warned_unmarkable: HashSet::new(),
+            group: None,
+            group_time: Duration::from_secs_f64(
+                config.target.batch_wait_limit_seconds.clamp(0.0, 3600.0),
+            ),
         })
+    }
+
+    /// Rolls the open transaction back: none of the group's commits happened.
+    fn abandon_group(&mut self) {
+        self.group = None;
+        if let Err(rollback) = self.conn.execute_batch("ROLLBACK") {
+            tracing::error!("rollback failed: {rollback}");
+        }
+        // Cached layouts may describe rolled-back DDL.
+        self.tables.clear();
     }
 
     fn table_name(&self, stream: &str) -> Result<String> {
@@ -617,26 +650,64 @@ impl Sink for DuckDbSink {
     }
 
     fn commit(&mut self, commit: Commit) -> Result<Vec<(String, LoadStats)>> {
-        self.conn
-            .execute_batch("BEGIN TRANSACTION")
-            .map_err(db_err)?;
+        if self.group.is_none() {
+            self.conn
+                .execute_batch("BEGIN TRANSACTION")
+                .map_err(db_err)?;
+            self.group = Some(Group {
+                opened: Instant::now(),
+                commits: 0,
+                rows: 0,
+            });
+        }
         match self.apply(&commit) {
             Ok(stats) => {
-                self.conn.execute_batch("COMMIT").map_err(db_err)?;
+                let rows: u64 = stats.iter().map(|(_, s)| s.inserted + s.updated).sum();
+                let full = self.group.as_mut().is_some_and(|group| {
+                    group.commits += 1;
+                    group.rows += rows;
+                    group.rows >= GROUP_ROWS || group.opened.elapsed() >= self.group_time
+                });
+                if full {
+                    self.flush()?;
+                }
                 Ok(stats)
             }
             Err(e) => {
-                if let Err(rollback) = self.conn.execute_batch("ROLLBACK") {
-                    tracing::error!("rollback failed: {rollback}");
-                }
-                // Cached layouts may describe rolled-back DDL.
-                self.tables.clear();
+                self.abandon_group();
                 Err(e)
             }
         }
     }
 
+    fn pending(&self) -> bool {
+        self.group.is_some()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.group.is_none() {
+            return Ok(());
+        }
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                if let Some(group) = self.group.take() {
+                    tracing::debug!(
+                        commits = group.commits,
+                        rows = group.rows,
+                        "committed a group of commits in one transaction"
+                    );
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.abandon_group();
+                Err(db_err(e))
+            }
+        }
+    }
+
     fn close(&mut self) -> Result<()> {
+        self.flush()?;
         self.conn.execute_batch("CHECKPOINT").map_err(db_err)
     }
 }

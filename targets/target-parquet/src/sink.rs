@@ -262,7 +262,7 @@ impl ParquetSink {
         &mut self,
         seq: u64,
         dir: &str,
-        changes: &singer_target::StreamChanges,
+        changes: &mut singer_target::StreamChanges,
         written: &mut Written,
         stats: &mut LoadStats,
     ) -> Result<()> {
@@ -273,7 +273,9 @@ impl ParquetSink {
         let mut open: HashMap<FileKey, OpenFile> = HashMap::new();
         let mut n = written.staged.len();
         let mut upserts: Vec<RecordBatch> = Vec::new();
-        for op in &changes.operations {
+        // Each batch is dropped once written, so the commit's memory goes down as its files
+        // fill (the runtime buffers the next commit meanwhile).
+        for op in std::mem::take(&mut changes.operations) {
             match op {
                 Operation::Schema(stream) => {
                     if stream.key_properties() != keys.as_slice() {
@@ -288,7 +290,7 @@ impl ParquetSink {
                 }
                 Operation::Rows(batch) => {
                     stats.batches += 1;
-                    let batch = self.conform_to_table(seq, &mut n, dir, batch, &name, written)?;
+                    let batch = self.conform_to_table(seq, &mut n, dir, &batch, &name, written)?;
                     if upsert && !keys.is_empty() {
                         upserts.push(batch);
                     } else {
@@ -302,7 +304,7 @@ impl ParquetSink {
                         seq, &mut n, dir, &name, &keys, rows, &mut open, written, stats,
                     )?;
                     self.close_all(&mut open, written, &name)?;
-                    stats.deleted += self.drop_older_versions(dir, *version, written, &name)?;
+                    stats.deleted += self.drop_older_versions(dir, version, written, &name)?;
                 }
             }
         }
@@ -963,7 +965,7 @@ impl Sink for ParquetSink {
         Ok(())
     }
 
-    fn commit(&mut self, commit: Commit) -> Result<Vec<(String, LoadStats)>> {
+    fn commit(&mut self, mut commit: Commit) -> Result<Vec<(String, LoadStats)>> {
         let seq = self.log.seq + 1;
         let mut owners = self.log.streams.clone();
         let mut overwrite_from = self.log.overwrite_from.clone();
@@ -989,7 +991,7 @@ impl Sink for ParquetSink {
                 }
                 all_stats.push((stream.clone(), stats));
             }
-            for changes in &commit.streams {
+            for changes in &mut commit.streams {
                 let name = changes.stream.name().to_string();
                 let dir = self.stream_dir(&name, &mut owners)?;
                 if changes.stream.load_method == LoadMethod::Overwrite
