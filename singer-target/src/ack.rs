@@ -393,7 +393,9 @@ impl Ledger {
         }
     }
 
-    /// The sink made durable a commit planned by [`Ledger::plan`], which stored `stored`.
+    /// A commit planned by [`Ledger::plan`], which stores `stored`, went to the sink. The
+    /// runtime says so when it hands the commit over: commits are applied in order and none
+    /// is sent after one fails, so the durable ones are always a prefix of those told here.
     pub fn committed(&mut self, stored: &Stored) {
         self.earlier.clear();
         self.retract_next.clear();

@@ -58,7 +58,10 @@ pub(crate) struct Committer<'scope> {
 }
 
 /// The sink thread: requests in order, a pending group made durable when they pause.
+/// After a failed commit or flush it refuses every later one: a commit sent before the
+/// runtime heard of the failure stores a ledger that counts the lost commits as durable.
 fn serve<S: Sink>(mut sink: S, incoming: Receiver<Request>, outgoing: Sender<Reply>) {
+    let mut failed = false;
     loop {
         let request = if sink.pending() {
             match incoming.recv_timeout(QUIET) {
@@ -73,15 +76,28 @@ fn serve<S: Sink>(mut sink: S, incoming: Receiver<Request>, outgoing: Sender<Rep
             }
         };
         let reply = match request {
+            Request::Commit(_) if failed => Reply::Committed(Err(refused()), true),
+            Request::Flush if failed => Reply::Durable(Err(refused())),
             Request::Commit(commit) => {
                 let outcome = sink.commit(commit);
+                failed = outcome.is_err();
                 Reply::Committed(outcome, !sink.pending())
             }
             Request::CheckSchema(stream) => {
+                let was_pending = sink.pending();
                 let outcome = sink.check_schema(&stream);
+                // A refusal that took the pending group with it lost those commits.
+                if was_pending && !sink.pending() && outcome.is_err() {
+                    failed = true;
+                }
                 Reply::Checked(outcome, !sink.pending())
             }
-            Request::Flush => Reply::Durable(sink.flush()),
+            Request::Flush => {
+                let outcome = sink.flush();
+                failed = outcome.is_err();
+                Reply::Durable(outcome)
+            }
+            Request::Close if failed => Reply::Closed(Err(refused())),
             Request::Close => Reply::Closed(sink.flush().and_then(|()| sink.close())),
         };
         if outgoing.send(reply).is_err() {

@@ -10,6 +10,7 @@
 //! |---|---|
 //! | [`runtime`] | the loop: read, batch, commit, acknowledge ([`run`]) |
 //! | [`ack`] | the exactly-once policy: which STATE to release, what a restart drops |
+//! | `committer` | the sink on its own thread; a pending group of commits made durable when no commit comes for a second |
 //! | [`sink`] | the [`Sink`] trait and what a [`Commit`] carries |
 //! | [`stream_schema`] | a SCHEMA compiled for loading: columns, keys, validation |
 //! | [`fields`] | column kinds to Arrow fields |

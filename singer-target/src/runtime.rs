@@ -7,15 +7,18 @@
 //! * **Batching, in parallel.** A reader thread cuts the input into jobs of lines
 //!   (`reader`); worker threads, one per core, decode each RECORD's JSON straight into
 //!   Arrow builders per stream ([`crate::RecordDecoder`], `workers`); this thread takes
-//!   their batches in input order and loads them, so decoding the next batches overlaps
-//!   loading this one. SCHEMA messages are barriers: records after one are decoded under it.
+//!   their batches in input order and buffers them into commits, which the sink writes on
+//!   a thread of its own (`committer`), so the next commit's rows are decoded while one is
+//!   written. SCHEMA messages are barriers: records after one are decoded under it.
 //! * **State only after commit.** A STATE read from the input is written to stdout only once
 //!   every record before it is durable. A commit covers the input up to the last STATE seen;
 //!   records after it stay buffered for the next commit. Commits happen when the covered
 //!   rows reach `batch_size_rows`, when buffered input reaches `batch_size_bytes`, when a
 //!   STATE has waited `batch_wait_limit_seconds`, and at end of input. Only when a tap sends
 //!   no STATE for longer than the byte budget does a commit go past the last STATE (bounded
-//!   memory wins, with a warning).
+//!   memory wins, with a warning). A sink may hold consecutive commits in one group
+//!   ([`Sink::pending`]: target-duckdb's open transaction); their STATEs wait, in order,
+//!   until the group is durable.
 //! * **Exactly once across a crash.** Each commit stores the [ack ledger](crate::ack)'s
 //!   record with the data: the recent segments (records between two STATEs) identified by
 //!   their STATE value and a canonical hash of their records, and which rows are still
@@ -305,9 +308,9 @@ impl<'scope, W: Write> Runtime<'scope, W> {
         match result {
             Ok(()) => {
                 self.end_of_input()?;
-                self.collect(true)?;
+                // Durable data is acknowledged even if closing fails.
+                self.flush()?;
                 self.sink.close()?;
-                self.release()?;
                 self.log_summary();
                 Ok(self.summary)
             }
@@ -664,7 +667,7 @@ impl<'scope, W: Write> Runtime<'scope, W> {
         Ok(())
     }
 
-    /// Commits everything the last STATE covers and acknowledges that STATE.
+    /// Commits everything the last STATE covers; the STATE is written once that is durable.
     fn commit_covered(&mut self) -> Result<()> {
         self.commit_covered_swapping(false)
     }

@@ -20,7 +20,7 @@ pub struct TargetSettings {
     #[schemars(title = "Batch Size Rows", range(min = 1))]
     pub batch_size_rows: usize,
     /// Commit once buffered input reaches this many bytes. Bounds memory whatever the input
-    /// size.
+    /// size: one commit is written while the next one fills, so up to twice this is held.
     #[schemars(title = "Batch Size Bytes", range(min = 1024))]
     pub batch_size_bytes: usize,
     /// Commit a waiting STATE after this many seconds, so a slow tap's state still advances.

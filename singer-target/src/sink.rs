@@ -130,7 +130,8 @@ pub trait Sink {
 
     /// Called for every new SCHEMA before any of its records is buffered: refuse a schema
     /// the destination cannot take (an incompatible type change, a name collision), so the
-    /// error comes before any data written for it.
+    /// error comes before any data written for it. A pending group survives a refusal; a
+    /// sink that loses its group here (a failed query) must end [`Sink::pending`].
     fn check_schema(&mut self, stream: &TargetStream) -> Result<()> {
         let _ = stream;
         Ok(())
@@ -149,7 +150,8 @@ pub trait Sink {
         false
     }
 
-    /// Makes a pending group durable (called when the input goes quiet, and at the end).
+    /// Makes a pending group durable (called when no commit has come for a second, and at
+    /// the end).
     fn flush(&mut self) -> Result<()> {
         Ok(())
     }

@@ -849,6 +849,9 @@ struct GroupSink {
     group: Vec<CommitMarker>,
     size: usize,
     fail_flush: bool,
+    /// A SCHEMA of this stream fails as a query in the open transaction does: the group
+    /// is lost.
+    lose_group_at_schema_of: Option<String>,
 }
 
 impl GroupSink {
@@ -859,6 +862,7 @@ impl GroupSink {
             group: Vec::new(),
             size,
             fail_flush: false,
+            lose_group_at_schema_of: None,
         };
         (sink, durable)
     }
@@ -879,6 +883,14 @@ impl Sink for GroupSink {
 
     fn pending(&self) -> bool {
         !self.group.is_empty()
+    }
+
+    fn check_schema(&mut self, stream: &TargetStream) -> singer_target::Result<()> {
+        if self.lose_group_at_schema_of.as_deref() == Some(stream.name()) {
+            self.group.clear();
+            return Err(Error::destination("the catalog query failed"));
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> singer_target::Result<()> {
@@ -1053,4 +1065,29 @@ fn a_group_that_fails_to_commit_acknowledges_none_of_its_states() {
     let lines = lines.lock().expect("lock");
     assert!(lines.is_empty(), "no state of the failed group: {lines:?}");
     assert!(durable.lock().expect("lock").is_empty());
+}
+
+#[test]
+fn a_schema_check_that_loses_the_group_acknowledges_none_of_it() {
+    let (mut sink, durable) = GroupSink::new(100);
+    sink.lose_group_at_schema_of = Some("t".into());
+    let mut lines = stream(20, 5);
+    lines.insert(
+        14,
+        json!({"type": "SCHEMA", "stream": "t", "key_properties": [],
+            "schema": {"properties": {"id": {"type": "integer"}}}})
+        .to_string(),
+    );
+    let (out, released) = checked_output(&durable);
+    let e = run(sink, &settings(5), input(&lines), out).expect_err("the check fails");
+    assert!(e.to_string().contains("catalog query failed"), "{e}");
+    let released = released.lock().expect("lock");
+    assert!(
+        released.is_empty(),
+        "states of the lost group: {released:?}"
+    );
+    assert!(
+        durable.lock().expect("lock").is_empty(),
+        "nothing is committed after the group was lost"
+    );
 }

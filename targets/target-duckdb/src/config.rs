@@ -48,7 +48,7 @@ fn default_memory_limit() -> String {
 pub fn about() -> About {
     About {
         name: "target-duckdb",
-        description: "Loads a Singer stream into a DuckDB database file: Arrow batches, one transaction per commit, state emitted only after the data it covers is committed, exactly once across crashes.",
+        description: "Loads a Singer stream into a DuckDB database file: Arrow batches, consecutive commits grouped in one transaction, state emitted only after the data it covers is committed, exactly once across crashes.",
         version: env!("CARGO_PKG_VERSION"),
         capabilities: vec![
             "about",

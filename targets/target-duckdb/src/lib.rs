@@ -1,11 +1,16 @@
 //! # target-duckdb
 //!
 //! A Singer target that loads records into a DuckDB database file, in Arrow batches through
-//! DuckDB's appender, one transaction per commit.
+//! DuckDB's appender, consecutive commits grouped in one transaction.
 //!
 //! The Singer side (reading, batching, acknowledging state only after commit, replay
-//! detection) is `singer_target`; this crate is the [`DuckDbSink`]: how a commit
-//! becomes one DuckDB transaction.
+//! detection) is `singer_target`; this crate is the [`DuckDbSink`]: how commits become
+//! DuckDB transactions. One transaction holds consecutive commits that only append until
+//! it has 1,000,000 rows, has been open `batch_wait_limit_seconds`, no commit comes for a
+//! second, or the input ends; only then are the commits' STATEs written. A commit that
+//! deletes or updates rows (upserts, versions) ends its transaction. Large transactions let DuckDB
+//! write full row groups straight to the file, compressed once on all its threads, instead
+//! of through the write-ahead log and again at checkpoint.
 //!
 //! * One table per stream, in `default_target_schema` (default `main`). Stream and column
 //!   names are sanitised to lower-case `[a-z0-9_]` and always quoted; two names that

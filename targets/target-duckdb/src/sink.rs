@@ -1,4 +1,4 @@
-//! The DuckDB sink: one transaction per commit.
+//! The DuckDB sink: consecutive append-only commits in one transaction ([`Group`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -61,9 +61,24 @@ struct Group {
     rows: u64,
 }
 
-/// A group is committed once it holds this many rows (or is `group_time` old, or the
-/// input pauses).
+/// A group is committed once it holds this many rows (or is `group_time` old, or no
+/// commit has come for a second).
 const GROUP_ROWS: u64 = 1_000_000;
+
+/// Whether a commit only appends rows. A commit that deletes or updates rows (upserts,
+/// version switches, retractions, overwrite swaps) ends its group: DuckDB keeps what a
+/// transaction deletes in memory until it commits, and a long one runs out of it.
+fn only_appends(commit: &Commit) -> bool {
+    commit.retract.is_empty()
+        && !commit.swap_overwrite
+        && commit.streams.iter().all(|changes| {
+            changes.operations.iter().all(|op| match op {
+                Operation::Rows(_) => changes.stream.load_method != LoadMethod::Upsert,
+                Operation::Schema(_) => true,
+                Operation::ActivateVersion(_) => false,
+            })
+        })
+}
 
 fn db_err(e: duckdb::Error) -> Error {
     Error::destination(e)
@@ -625,8 +640,18 @@ impl Sink for DuckDbSink {
         } else {
             table
         };
-        let mut earlier: Vec<Field> = self
-            .table_columns(&table)?
+        // A failed query aborts the open transaction, and DuckDB then turns COMMIT into a
+        // silent ROLLBACK: the group is given up here, and the failure says so.
+        let existing = match self.table_columns(&table) {
+            Ok(existing) => existing,
+            Err(e) => {
+                if self.group.is_some() {
+                    self.abandon_group();
+                }
+                return Err(e);
+            }
+        };
+        let mut earlier: Vec<Field> = existing
             .map(|s| s.fields().iter().map(|f| f.as_ref().clone()).collect())
             .unwrap_or_default();
         earlier.extend(self.announced.get(name).cloned().unwrap_or_default());
@@ -668,7 +693,7 @@ impl Sink for DuckDbSink {
                     group.rows += rows;
                     group.rows >= GROUP_ROWS || group.opened.elapsed() >= self.group_time
                 });
-                if full {
+                if full || !only_appends(&commit) {
                     self.flush()?;
                 }
                 Ok(stats)
@@ -700,7 +725,10 @@ impl Sink for DuckDbSink {
                 Ok(())
             }
             Err(e) => {
-                self.abandon_group();
+                // A failed COMMIT has already ended the transaction.
+                self.group = None;
+                self.tables.clear();
+                let _ = self.conn.execute_batch("ROLLBACK");
                 Err(db_err(e))
             }
         }
