@@ -181,28 +181,31 @@ impl<'scope> Committer<'scope> {
     /// Runs [`Sink::check_schema`] after everything sent before it; `Ok(true)` if
     /// everything committed so far is durable. Reports must have been collected first.
     pub(crate) fn check_schema(&mut self, stream: &TargetStream) -> Result<bool> {
-        self.request(Request::CheckSchema(stream.clone()))?;
-        loop {
-            match self.replies.recv() {
-                Ok(Reply::Checked(result, durable)) => return result.map(|()| durable),
-                // A group made durable meanwhile: the check's report says so too.
-                Ok(Reply::Durable(Ok(()))) => {}
-                Ok(Reply::Durable(Err(e))) => return Err(self.fail(e)),
-                _ => return Err(self.fail(stopped())),
-            }
+        match self.ask(Request::CheckSchema(stream.clone()))? {
+            Reply::Checked(result, durable) => result.map(|()| durable),
+            _ => Err(self.fail(stopped())),
         }
     }
 
     /// Makes everything durable and runs [`Sink::close`]. Reports must have been
     /// collected first.
     pub(crate) fn close(&mut self) -> Result<()> {
-        self.request(Request::Close)?;
+        match self.ask(Request::Close)? {
+            Reply::Closed(result) => result,
+            _ => Err(self.fail(stopped())),
+        }
+    }
+
+    /// Sends a request and waits for its answer. A group made durable meanwhile (a quiet
+    /// flush) needs no report of its own: the answer says what is durable too.
+    fn ask(&mut self, request: Request) -> Result<Reply> {
+        self.request(request)?;
         loop {
             match self.replies.recv() {
-                Ok(Reply::Closed(result)) => return result,
                 Ok(Reply::Durable(Ok(()))) => {}
                 Ok(Reply::Durable(Err(e))) => return Err(self.fail(e)),
-                _ => return Err(self.fail(stopped())),
+                Ok(reply) => return Ok(reply),
+                Err(_) => return Err(self.fail(stopped())),
             }
         }
     }

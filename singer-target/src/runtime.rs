@@ -178,8 +178,8 @@ fn start_pipeline(
 struct Runtime<'scope, W> {
     /// The sink, on its own thread.
     sink: Committer<'scope>,
-    /// The STATE to release once the commit in flight is durable (`Some(None)`: none).
-    awaiting: Option<Option<Value>>,
+    /// The STATE to release once the commit in flight is durable.
+    awaiting: Option<Value>,
     /// STATEs of commits the sink holds in a group that is not durable yet, in order.
     unreleased: Vec<Value>,
     /// The sink holds returned commits in a group that is not durable yet.
@@ -691,7 +691,6 @@ impl<'scope, W: Write> Runtime<'scope, W> {
             CommitKind::Covered,
             Some(state.clone()),
             swap_overwrite,
-            Some(state.clone()),
         )?;
         self.committed_state = Some(state);
         Ok(())
@@ -710,7 +709,7 @@ impl<'scope, W: Write> Runtime<'scope, W> {
         self.covered_rows = 0;
         self.covered_bytes = 0;
         let state = self.committed_state.clone();
-        self.commit(streams, kind, state, swap_overwrite, None)
+        self.commit(streams, kind, state, swap_overwrite)
     }
 
     /// The input ended: commit everything. Input that ended at a STATE is complete;
@@ -724,7 +723,6 @@ impl<'scope, W: Write> Runtime<'scope, W> {
                 CommitKind::Complete,
                 self.committed_state.clone(),
                 true,
-                None,
             );
         }
         self.commit_covered()?;
@@ -744,7 +742,7 @@ impl<'scope, W: Write> Runtime<'scope, W> {
         self.commit_rest(CommitKind::Tail, swap)
     }
 
-    /// Plans a commit and hands it to the sink thread; `release` is the STATE to write
+    /// Plans a commit and hands it to the sink thread; a commit covering a STATE writes it
     /// once it is durable. The commit before it is collected first, so the ledger plans
     /// from a settled history and states go out in order.
     fn commit(
@@ -753,9 +751,13 @@ impl<'scope, W: Write> Runtime<'scope, W> {
         kind: CommitKind,
         state: Option<Value>,
         swap_overwrite: bool,
-        release: Option<Value>,
     ) -> Result<()> {
         self.collect(true)?;
+        let release = if kind == CommitKind::Covered {
+            state.clone()
+        } else {
+            None
+        };
         let carried = streams
             .iter()
             .filter(|s| {
@@ -807,7 +809,7 @@ impl<'scope, W: Write> Runtime<'scope, W> {
         // The ledger moves on now: commits are applied in order, and once one fails no
         // later one is sent, so what is durable is always a prefix of what was planned.
         self.ledger.committed(&stored);
-        self.awaiting = Some(release);
+        self.awaiting = release;
         Ok(())
     }
 
@@ -816,12 +818,7 @@ impl<'scope, W: Write> Runtime<'scope, W> {
     fn collect(&mut self, block: bool) -> Result<()> {
         loop {
             let wait = block && self.sink.in_flight();
-            let outcome = self.sink.next(wait).inspect_err(|_| {
-                // The sink's open group went with the failure: none of it is durable.
-                self.awaiting = None;
-                self.unreleased.clear();
-                self.staged = false;
-            });
+            let outcome = self.sink.next(wait).inspect_err(|_| self.forget_group());
             let Some(outcome) = outcome? else {
                 return Ok(());
             };
@@ -831,7 +828,7 @@ impl<'scope, W: Write> Runtime<'scope, W> {
                     for (stream, s) in stats {
                         self.summary.streams.entry(stream).or_default().add(&s);
                     }
-                    self.unreleased.extend(self.awaiting.take().flatten());
+                    self.unreleased.extend(self.awaiting.take());
                     if durable {
                         self.release()?;
                     } else {
@@ -851,10 +848,7 @@ impl<'scope, W: Write> Runtime<'scope, W> {
         }
         self.sink.flush()?;
         while self.staged {
-            match self.sink.next(true).inspect_err(|_| {
-                self.unreleased.clear();
-                self.staged = false;
-            })? {
+            match self.sink.next(true).inspect_err(|_| self.forget_group())? {
                 Some(Outcome::Durable) => self.release()?,
                 Some(Outcome::Committed { .. }) | None => {
                     return Err(Error::Destination(
@@ -864,6 +858,14 @@ impl<'scope, W: Write> Runtime<'scope, W> {
             }
         }
         Ok(())
+    }
+
+    /// The sink failed: its open group went with the failure, so none of the STATEs that
+    /// waited for it may be written.
+    fn forget_group(&mut self) {
+        self.awaiting = None;
+        self.unreleased.clear();
+        self.staged = false;
     }
 
     /// Everything committed is durable: writes the STATEs that waited for it, in order.

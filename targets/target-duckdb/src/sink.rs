@@ -154,11 +154,16 @@ impl DuckDbSink {
 
     /// Rolls the open transaction back: none of the group's commits happened.
     fn abandon_group(&mut self) {
-        self.group = None;
         if let Err(rollback) = self.conn.execute_batch("ROLLBACK") {
             tracing::error!("rollback failed: {rollback}");
         }
-        // Cached layouts may describe rolled-back DDL.
+        self.forget_group();
+    }
+
+    /// Forgets the group once its transaction has ended without committing (a failed
+    /// COMMIT ends it by itself), and the cached layouts its DDL may have changed.
+    fn forget_group(&mut self) {
+        self.group = None;
         self.tables.clear();
     }
 
@@ -725,10 +730,7 @@ impl Sink for DuckDbSink {
                 Ok(())
             }
             Err(e) => {
-                // A failed COMMIT has already ended the transaction.
-                self.group = None;
-                self.tables.clear();
-                let _ = self.conn.execute_batch("ROLLBACK");
+                self.forget_group();
                 Err(db_err(e))
             }
         }
